@@ -1,0 +1,3 @@
+from dialbot.cli import main
+
+main()

@@ -1,0 +1,76 @@
+"""One exception tree for the whole package.
+
+Every error a user can cause or meet carries enough context to act on it:
+configuration and input errors name the file, the line or key, and the reason.
+"""
+
+from __future__ import annotations
+
+
+class DialbotError(Exception):
+    """Base of every error dialbot raises on purpose."""
+
+
+class InputError(DialbotError):
+    """Bad input from a file a person edits: names the file, where, and why."""
+
+    def __init__(self, file: str, where: str, reason: str) -> None:
+        self.file = file
+        self.where = where
+        self.reason = reason
+        loc = f"{file}: {where}" if where else file
+        super().__init__(f"{loc}: {reason}")
+
+
+class ConfigError(InputError):
+    """dialbot.toml, hardware/*.toml or schedules/*.toml is wrong."""
+
+
+class WorldError(InputError):
+    """A simulator world file is wrong."""
+
+
+class CatalogError(InputError):
+    """A catalogue CSV row is wrong."""
+
+
+class FlowError(InputError):
+    """A probe flow definition is wrong."""
+
+
+class UnsafeInputError(DialbotError):
+    """Data would reach a modem as control input (CR, LF, Ctrl-Z, ESC...)."""
+
+
+class ModemError(DialbotError):
+    """A modem failed; carries the last AT exchanges when known."""
+
+    def __init__(self, message: str, trace: list[str] | None = None) -> None:
+        self.trace = list(trace or [])
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        if not self.trace:
+            return base
+        return base + "\n  last AT exchanges:\n    " + "\n    ".join(self.trace)
+
+
+class AtTimeout(ModemError):
+    """The modem did not answer a command within its deadline."""
+
+
+class CmsError(ModemError):
+    """The modem answered +CMS ERROR (message service failure)."""
+
+    def __init__(self, code: int, message: str = "", trace: list[str] | None = None) -> None:
+        self.code = code
+        super().__init__(message or f"+CMS ERROR: {code}", trace)
+
+
+class CmeError(ModemError):
+    """The modem answered +CME ERROR (equipment failure, e.g. no SIM)."""
+
+    def __init__(self, code: int | str, message: str = "", trace: list[str] | None = None) -> None:
+        self.code = code
+        super().__init__(message or f"+CME ERROR: {code}", trace)
