@@ -1,0 +1,63 @@
+"""The carrier profile (spec/formats.md §3): how the carrier's own service
+number answers. Shared by the fleet (which asks) and the simulator (which
+answers), so both read the same defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from dialbot.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class CarrierProfile:
+    """China Mobile's conventions by default; every field can be overridden."""
+
+    service_number: str = "10086"
+    balance_query: str = "CXYE"
+    balance_reply: str = r"余额为(?P<yuan>-?\d+(?:\.\d{1,2})?)元"
+    subscriptions_query: str = "0000"
+    subscriptions_none: str = "没有订购"
+    subscriptions_item: str = r"(?P<service>[^、；;：:，,（(]+)（(?P<sp>[^）)]+)）"
+    cancel_all: str = "00000"
+    confirm_reply: str = "Y"
+    mo_sms_fee_fen: int = 0
+
+    @property
+    def balance_by_ussd(self) -> bool:
+        return self.balance_query.startswith("ussd:")
+
+    @property
+    def ussd_code(self) -> str:
+        """The USSD string when the balance is asked by USSD (e.g. ``*125#``)."""
+        return self.balance_query.removeprefix("ussd:")
+
+    @classmethod
+    def from_mapping(cls, data: Any, file: str, where: str = "carrier") -> CarrierProfile:
+        """Build from a TOML/YAML table; unknown keys and wrong types name file and key."""
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ConfigError(file, where, "must be a table")
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise ConfigError(file, f"{where}.{key}", "unknown key")
+            want = int if key == "mo_sms_fee_fen" else str
+            if want is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(file, f"{where}.{key}", "must be an integer (fen)")
+            if want is int and value < 0:
+                raise ConfigError(file, f"{where}.{key}", "must not be negative")
+            if want is str and not isinstance(value, str):
+                raise ConfigError(file, f"{where}.{key}", "must be a string")
+            if key in ("balance_reply", "subscriptions_none", "subscriptions_item"):
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise ConfigError(file, f"{where}.{key}", f"not a valid regex: {exc}") from exc
+            values[key] = value
+        return cls(**values)

@@ -1,0 +1,75 @@
+"""The seams inside the virtual network.
+
+The AT side (`device`, `bank`) and the network side (`network`, `carrier`,
+`sps`) meet only here, so that each can be built and tested on its own:
+the network never sees AT commands or PDUs, a device never sees ledgers or
+SP behaviour (so no ground truth can leak to the robot through the AT side).
+
+Everything in the network runs on one thread: the bank's asyncio loop. The
+`Scheduler` is that loop seen from the network; tests use a manual one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Protocol
+
+
+class Scheduler(Protocol):
+    """The network's clock: time-based behaviour runs on it, never on sleep()."""
+
+    def now(self) -> datetime:
+        """Current time, timezone-aware, in the carrier's zone."""
+        ...
+
+    def elapsed(self) -> float:
+        """Seconds since the network started (faults and nights count from here)."""
+        ...
+
+    def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
+        """Run fn on the network thread after delay_s seconds."""
+        ...
+
+
+class Handset(Protocol):
+    """What the network may do to a virtual modem (implemented by `device`)."""
+
+    msisdn: str
+
+    def deliver_sms(self, sender: str, text: str, sent_at: datetime) -> None:
+        """A mobile-terminated message arrives (split, stored, indicated by the device)."""
+        ...
+
+    def deliver_ussd(self, text: str, session_open: bool = False) -> None:
+        """A network-initiated or late USSD reply (+CUSD unsolicited)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """How a voice call placed by a handset goes."""
+
+    answered: bool
+    answer_after_s: float = 1.0
+    duration_s: float = 2.0  # the far end hangs up after this long, unless the handset does
+
+
+class NetworkPort(Protocol):
+    """What a virtual modem may ask of the network (implemented by `network`)."""
+
+    def attach(self, handset: Handset) -> None:
+        """Register a handset under its msisdn (after its SIM is ready)."""
+        ...
+
+    def submit_sms(self, msisdn: str, destination: str, text: str) -> None:
+        """A mobile-originated message (already reassembled from concatenated parts)."""
+        ...
+
+    def ussd(self, msisdn: str, request: str) -> str | None:
+        """A USSD request; the reply text, or None when the network gives none."""
+        ...
+
+    def dial(self, msisdn: str, number: str) -> CallResult:
+        """A voice call from msisdn to number."""
+        ...
