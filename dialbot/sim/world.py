@@ -1,0 +1,96 @@
+"""The simulator world (spec/formats.md §4): typed model.
+
+`load_world()` (in `dialbot.sim.worldfile`) builds these from YAML with
+validation; everything else in the simulator reads only these types.
+The `Behaviour` blocks are ground truth: nothing outside the network side of
+the simulator may read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dialbot.carrier import CarrierProfile
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Per-modem faults; defaults = a healthy modem."""
+
+    stop_after_commands: int | None = None
+    stop_after_s: float | None = None
+    garbage_rate: float = 0.0
+    cms_error_rate: float = 0.0
+    sim_missing: bool = False
+    network_lost: tuple[float, float] | None = None  # (start_s, duration_s)
+    response_delay_ms: int = 0
+
+
+@dataclass(frozen=True)
+class SimCard:
+    """One slot of the virtual bank: the modem's dialect and faults, the SIM's identity."""
+
+    slot: int  # 1-based
+    dialect: str
+    faults: Faults
+    msisdn: str
+    imsi: str
+    iccid: str
+    imei: str
+    balance_fen: int
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How a service really behaves; defaults = honest."""
+
+    confirm_prompt: bool = True
+    charges_without_confirm: bool = False
+    prompt_price_fen: int | None = None
+    prompt_omits: tuple[str, ...] = ()
+    charge_factor: float = 1.0
+    double_charge: bool = False
+    cancel_works: bool = True
+    charge_after_cancel: bool = False
+    charge_after_cancel_delay_ms: int = 500
+    messages_after_cancel: int = 0
+    spam_per_night: int = 0
+    unsolicited_subscribe: float = 0.0
+    responds: float = 1.0
+    delivers_content: bool = True
+    latency_ms: tuple[int, int] = (20, 200)
+
+
+@dataclass(frozen=True)
+class Service:
+    code: str
+    name: str
+    access: str
+    billing: str  # "monthly" | "per_use"
+    price_fen: int
+    subscribe: str
+    cancel: str | None
+    use: str | None
+    region: str | None
+    behaviour: Behaviour
+
+
+@dataclass(frozen=True)
+class Sp:
+    code: str
+    name: str
+    hotline: str | None
+    services: tuple[Service, ...]
+
+
+@dataclass(frozen=True)
+class World:
+    carrier: CarrierProfile
+    bank_name: str
+    bank_region: str | None
+    sims: tuple[SimCard, ...]
+    sps: tuple[Sp, ...]
+    night_s: float = 3600.0  # length of one simulated "night" for per-night behaviour
+    seed: int = 0
+    source: str = "<world>"
+    extra: dict[str, object] = field(default_factory=dict)
