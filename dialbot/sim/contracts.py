@@ -11,9 +11,10 @@ Everything in the network runs on one thread: the bank's asyncio loop. The
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import Protocol
 
 
 class Scheduler(Protocol):
