@@ -1,0 +1,136 @@
+"""What the judge reads and what it writes: plain typed records.
+
+The judge is pure: it never touches the database, a modem or the simulator.
+The flow runner (or a test) builds a `RunRecord` from the evidence log of one
+run and the catalogue entry the run probed; `dialbot.judge.judge()` turns it
+into `Finding`s. Keeping the input a plain record means every rule can be
+tested with a hand-written run, and an SP that disputes a finding can be shown
+exactly which events it rests on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+from dialbot.carrier import CarrierProfile
+
+EventKind = Literal["sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note"]
+FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch"]
+Billing = Literal["monthly", "per_use"]
+Severity = Literal["critical", "major", "minor", "quality"]
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """A catalogue entry as it was when the run was made (spec/formats.md §1)."""
+
+    sp_code: str
+    sp_name: str
+    service_code: str
+    service_name: str
+    access_number: str
+    billing: Billing
+    price_fen: int
+    subscribe_cmd: str
+    sp_hotline: str = ""
+    cancel_cmd: str = ""
+    use_cmd: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(sp_code, service_code): how services are told apart everywhere."""
+        return (self.sp_code, self.service_code)
+
+
+@dataclass(frozen=True)
+class ListedItem:
+    """One entry of the carrier's subscription list: names as the carrier spells them."""
+
+    service: str
+    sp: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One evidence event of the run, as stored in the evidence log.
+
+    `peer` is the other number (sender of an `sms_in`, destination of an
+    `sms_out`); `text` is verbatim. `balance_fen` is set on `balance` events,
+    `items` on `subscriptions` events (None there means: parse `text`).
+    """
+
+    id: int
+    at: datetime
+    kind: EventKind
+    peer: str = ""
+    text: str = ""
+    balance_fen: int | None = None
+    items: tuple[ListedItem, ...] | None = None
+
+
+class ActionKind(Enum):
+    """What the probe itself did; the judge measures the SP against these."""
+
+    ORDER = "order"
+    CONFIRM = "confirm"  # the confirmation token was sent
+    WITHHOLD = "withhold"  # the confirmation was deliberately not sent (decline flow)
+    USE = "use"
+    CANCEL = "cancel"  # the SP's own cancel keyword
+    CANCEL_ALL = "cancel_all"  # the carrier's cancel-all (00000)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One probe action: when, which `sms_out` event carried it, how long an answer may take.
+
+    `event_id` is None only for WITHHOLD (nothing was sent). `window_s` is the
+    flow's (already time-scaled) window for the SP's answer; None means the
+    flow expects no particular answer to this action.
+    """
+
+    kind: ActionKind
+    at: datetime
+    event_id: int | None = None
+    window_s: float | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything the judge needs about one run.
+
+    `service` is the catalogue entry under probe (None for hygiene and watch
+    runs). `catalogue` lets the judge name the SP behind a message or a listed
+    subscription that is not the one under probe. `legit` holds the
+    (sp_code, service_code) pairs that probes legitimately ordered on this SIM
+    and that may still be active (their own runs judge them). `observed_until`
+    is when the run stopped recording: an answer that was never waited for
+    cannot be missing.
+    """
+
+    run_id: int
+    flow: FlowKind
+    events: tuple[Event, ...]
+    observed_until: datetime
+    service: ServiceInfo | None = None
+    actions: tuple[Action, ...] = ()
+    carrier: CarrierProfile = field(default_factory=CarrierProfile)
+    catalogue: tuple[ServiceInfo, ...] = ()
+    legit: frozenset[tuple[str, str]] = frozenset()
+    infra_failed: bool = False
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One violation (spec/violations.md), backed by the event ids that prove it."""
+
+    code: str
+    severity: Severity
+    amount_fen: int
+    observed_at: datetime
+    evidence: list[int]
+    sp_code: str
+    service_code: str
+    detail: str
