@@ -16,3 +16,6 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"real-world corpus not found at {CORPUS}")
     return CORPUS
+
+
+from dbfixtures import *  # noqa: E402, F401, F403  (db_url, session_factory on SQLite and PostgreSQL)

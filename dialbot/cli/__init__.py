@@ -12,6 +12,11 @@ from pathlib import Path
 import click
 
 from dialbot import __version__
+from dialbot.cli.catalog import catalog
+from dialbot.cli.evidence import evidence
+from dialbot.cli.findings import findings
+from dialbot.cli.fleet import fleet
+from dialbot.cli.report import rank_cmd, report_cmd
 from dialbot.cli.sim import sim
 
 
@@ -33,6 +38,12 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 cli.add_command(sim)
+cli.add_command(fleet)
+cli.add_command(catalog)
+cli.add_command(evidence)
+cli.add_command(findings)
+cli.add_command(rank_cmd)
+cli.add_command(report_cmd)
 
 
 def main() -> None:
