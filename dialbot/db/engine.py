@@ -1,0 +1,159 @@
+"""Engine and session factory: one place that knows each database's quirks.
+
+SQLite is the embedded default and PostgreSQL the production database; the
+same models, migrations and code run on both. Per-dialect hooks:
+
+- SQLite: WAL (readers never block the writer), foreign keys on, a busy
+  timeout, and SQLAlchemy (not the sqlite3 driver) emits BEGIN, so that a
+  writer can take the write lock up front with ``BEGIN IMMEDIATE``
+  (see :func:`write_session`) instead of failing half-way with
+  "database is locked" when two writers race.
+- PostgreSQL: psycopg 3; a ``postgresql://`` URL is rewritten to
+  ``postgresql+psycopg://`` so operators can paste the usual libpq URL.
+
+:func:`open_database` applies the migrations shipped in the package before
+it hands out sessions, so every command starts on the current schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialbot.errors import ConfigError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option that asks for the write lock at BEGIN (SQLite only).
+WRITE_LOCK_OPTION = "dialbot_write_lock"
+# Key of the PostgreSQL advisory lock that serialises concurrent migrations.
+_MIGRATION_LOCK_KEY = 0x6469616C  # "dial"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse a database URL and pick psycopg 3 for PostgreSQL.
+
+    Raises ConfigError for something that is not a database URL, because the
+    URL comes from dialbot.toml or DIALBOT_DATABASE_URL.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError; keep the reason
+        raise ConfigError("database url", str(url), f"not a database URL ({exc})") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """Create an engine with dialbot's per-dialect settings installed."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _ensure_sqlite_dir(parsed)
+        engine = create_engine(parsed, **kwargs)
+        _install_sqlite_hooks(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("application_name", "dialbot")
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, connect_args=connect_args, **kwargs)
+    return create_engine(parsed, **kwargs)
+
+
+def _ensure_sqlite_dir(url: URL) -> None:
+    """Create the folder of a file database, so a fresh checkout just works."""
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    """WAL, foreign keys, busy timeout, and BEGIN emitted by SQLAlchemy."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop the sqlite3 driver from issuing its own (deferred) BEGINs.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(WRITE_LOCK_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def engine_of(session_factory: sessionmaker[Session]) -> Engine:
+    """The engine a session factory from :func:`open_database` is bound to."""
+    bind = session_factory.kw.get("bind")
+    if not isinstance(bind, Engine):
+        raise TypeError("session factory is not bound to an engine")
+    return bind
+
+
+@contextmanager
+def write_session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for a read-modify-write transaction, committed on success.
+
+    On SQLite the transaction starts with ``BEGIN IMMEDIATE``: it waits (busy
+    timeout) for the single write lock before reading, so what it reads cannot
+    go stale before it writes. On PostgreSQL it is an ordinary transaction;
+    code that needs serialisation there takes a row or advisory lock.
+    """
+    with session_factory.begin() as session:
+        session.connection(execution_options={WRITE_LOCK_OPTION: True})
+        yield session
+
+
+def alembic_config(connection: Any | None = None) -> AlembicConfig:
+    """Alembic configured in code: no alembic.ini is needed at runtime."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` in one transaction.
+
+    Two processes starting at once must not both create the tables: SQLite
+    takes the write lock at BEGIN, PostgreSQL an advisory transaction lock.
+    """
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{WRITE_LOCK_OPTION: True})
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+            command.upgrade(alembic_config(connection), revision)
+
+
+def open_database(url: str | URL, *, migrate_schema: bool = True) -> sessionmaker[Session]:
+    """Engine + migrations + session factory: what every command starts with.
+
+    Sessions do not expire objects on commit, so rows returned by the storage
+    helpers stay readable after their session has closed.
+    """
+    engine = make_engine(url)
+    if migrate_schema:
+        migrate(engine)
+    return sessionmaker(bind=engine, expire_on_commit=False)

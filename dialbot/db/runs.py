@@ -1,0 +1,176 @@
+"""Runs: one execution of a flow, moved through its state machine.
+
+planned → running → judging → done, with infra_failed and aborted reachable
+from every non-final state (see ``TRANSITIONS`` in models). A retry is a new
+run with ``attempt + 1`` and ``retry_of_id`` pointing at the failed one, so a
+finished run and its evidence are never reopened. A running run stamps
+``heartbeat_at``; a run whose heartbeat is too old belongs to a dead worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialbot.db.engine import write_session
+from dialbot.db.models import Run, RunState, Service, Sim
+from dialbot.db.types import utcnow
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A snapshot of a run row."""
+
+    id: int
+    flow: str
+    state: RunState
+    sp_id: int | None
+    service_id: int | None
+    service_version_id: int | None
+    sim_id: int | None
+    modem: str | None
+    attempt: int
+    retry_of_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    heartbeat_at: datetime | None
+    error: str | None
+
+
+def _snapshot(run: Run) -> RunInfo:
+    return RunInfo(
+        run.id, run.flow, RunState(run.state), run.sp_id, run.service_id,
+        run.service_version_id, run.sim_id, run.modem, run.attempt, run.retry_of_id,
+        run.created_at, run.started_at, run.ended_at, run.heartbeat_at, run.error,
+    )  # fmt: skip
+
+
+def create_run(
+    session_factory: sessionmaker[Session],
+    flow: str,
+    *,
+    service_id: int | None = None,
+    sim_id: int | None = None,
+    retry_of: int | None = None,
+) -> RunInfo:
+    """Plan a run. For a service run, the SP and the catalogue version probed
+    are pinned now, so later catalogue changes never rewrite what it was judged
+    against. A retry (``retry_of``) records which run it repeats and counts
+    its attempt."""
+    with write_session(session_factory) as session:
+        run = Run(flow=flow, service_id=service_id, sim_id=sim_id, attempt=1)
+        if service_id is not None:
+            service = session.get(Service, service_id)
+            if service is None:
+                raise LookupError(f"no service {service_id}")
+            run.sp_id = service.sp_id
+            run.service_version_id = service.versions[-1].id if service.versions else None
+        if retry_of is not None:
+            earlier = session.get(Run, retry_of)
+            if earlier is None:
+                raise LookupError(f"no run {retry_of}")
+            run.retry_of_id = earlier.id
+            run.attempt = earlier.attempt + 1
+        session.add(run)
+        session.flush()
+        return _snapshot(run)
+
+
+def transition(
+    session_factory: sessionmaker[Session],
+    run_id: int,
+    to: RunState,
+    *,
+    error: str | None = None,
+    modem: str | None = None,
+    sim_id: int | None = None,
+    at: datetime | None = None,
+) -> RunInfo:
+    """Move a run to ``to``; raises IllegalTransition when the move is not allowed.
+
+    The row is locked for the read-check-write (SQLite: write lock at BEGIN;
+    PostgreSQL: FOR UPDATE), so two workers cannot both start the same run.
+    """
+    with write_session(session_factory) as session:
+        run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one()
+        run.move_to(to, at=at or utcnow(), error=error)
+        if modem is not None:
+            run.modem = modem
+        if sim_id is not None:
+            run.sim_id = sim_id
+        session.flush()
+        return _snapshot(run)
+
+
+def heartbeat(
+    session_factory: sessionmaker[Session], run_id: int, *, at: datetime | None = None
+) -> None:
+    """Stamp a running run as alive."""
+    with write_session(session_factory) as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id}")
+        run.heartbeat_at = at or utcnow()
+
+
+def get_run(session_factory: sessionmaker[Session], run_id: int) -> RunInfo:
+    with session_factory() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id}")
+        return _snapshot(run)
+
+
+def stale_runs(
+    session_factory: sessionmaker[Session], older_than: timedelta, *, now: datetime | None = None
+) -> list[RunInfo]:
+    """Running or judging runs whose heartbeat is older than ``older_than``."""
+    cutoff = (now or utcnow()) - older_than
+    with session_factory() as session:
+        runs = session.scalars(
+            select(Run)
+            .where(
+                Run.state.in_([RunState.RUNNING.value, RunState.JUDGING.value]),
+                Run.heartbeat_at < cutoff,
+            )
+            .order_by(Run.id)
+        )
+        return [_snapshot(r) for r in runs]
+
+
+def upsert_sim(
+    session_factory: sessionmaker[Session],
+    msisdn: str,
+    *,
+    imsi: str | None = None,
+    iccid: str | None = None,
+    bank: str | None = None,
+    slot: int | None = None,
+    state: str | None = None,
+) -> int:
+    """Record a SIM (by MSISDN) and where it sits; returns its id for runs.
+
+    A SIM moved into an occupied bank slot displaces the SIM recorded there.
+    """
+    with write_session(session_factory) as session:
+        if bank is not None and slot is not None:
+            session.execute(
+                update(Sim)
+                .where(Sim.bank == bank, Sim.slot == slot, Sim.msisdn != msisdn)
+                .values(bank=None, slot=None)
+            )
+        sim = session.scalars(select(Sim).where(Sim.msisdn == msisdn)).one_or_none()
+        if sim is None:
+            sim = Sim(msisdn=msisdn, state=state or "unknown")
+            session.add(sim)
+        for key, value in (("imsi", imsi), ("iccid", iccid), ("bank", bank), ("slot", slot)):
+            if value is not None:
+                setattr(sim, key, value)
+        if state is not None:
+            sim.state = state
+        session.flush()
+        return sim.id
