@@ -1,0 +1,361 @@
+"""A night, durably: its plan is stored before the first probe, and every
+item is claimed, run and recorded through the database.
+
+Crash safety comes from three rules:
+
+- an item is *claimed* (``pending → running``) by a conditional UPDATE before
+  the dispatcher is called, so a service whose order may have gone out is
+  always marked, whatever happens next;
+- when a night is opened again (restart, or ``schedule run`` twice) items
+  still ``running`` become ``interrupted`` and are never ordered again that
+  night (the database refuses a second item for the same service anyway);
+- the caller discharges cleanup obligations before it resumes (see
+  :mod:`dialbot.scheduling.service`), so an interrupted order leaves no SIM
+  subscribed.
+
+Each SIM's items run in plan order on a thread of their own; a SIM never
+runs the same SP twice in a row, also when items in between were skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialbot.db.engine import write_session
+from dialbot.db.types import utcnow
+from dialbot.scheduling.dispatch import Dispatcher, ProbeJob, ProbeOutcome
+from dialbot.scheduling.models import ItemState, NightPlan, NightState, PlanItemRow
+from dialbot.scheduling.planner import Plan
+
+log = logging.getLogger("dialbot.scheduling.nights")
+Clock = Callable[[], datetime]
+Progress = Callable[[int, str], None]  # (item id, new state)
+
+
+@dataclass(frozen=True)
+class NightInfo:
+    id: int
+    schedule: str
+    night: str
+    state: str
+    window_start: datetime
+    window_end: datetime
+    resumed: bool
+    interrupted: int
+
+
+def open_night(
+    db: sessionmaker[Session],
+    schedule: str,
+    night: str,
+    window: tuple[datetime, datetime],
+    build: Callable[[], Plan],
+) -> NightInfo:
+    """The night's stored plan: created from ``build()`` the first time, resumed after."""
+    existing = _find(db, schedule, night)
+    if existing is None:
+        plan = build()
+        try:
+            return _store(db, schedule, night, window, plan)
+        except IntegrityError:  # another process stored it first: resume theirs
+            log.info("night stored concurrently", extra={"schedule": schedule, "night": night})
+            existing = _find(db, schedule, night)
+            assert existing is not None
+    interrupted = interrupt_running(db, existing.id)
+    return NightInfo(
+        existing.id, schedule, night, existing.state, existing.window_start,
+        existing.window_end, True, interrupted,
+    )  # fmt: skip
+
+
+def _find(db: sessionmaker[Session], schedule: str, night: str) -> NightPlan | None:
+    with db() as session:
+        return session.scalars(
+            select(NightPlan).where(NightPlan.schedule == schedule, NightPlan.night == night)
+        ).one_or_none()
+
+
+def _store(
+    db: sessionmaker[Session],
+    schedule: str,
+    night: str,
+    window: tuple[datetime, datetime],
+    plan: Plan,
+) -> NightInfo:
+    with write_session(db) as session:
+        row = NightPlan(
+            schedule=schedule,
+            night=night,
+            state=NightState.RUNNING.value,
+            window_start=window[0],
+            window_end=window[1],
+            lanes=plan.lanes,
+            capacity_s=plan.capacity_s,
+            due=plan.due,
+            due_quota=plan.due_quota,
+            notes=list(plan.notes),
+        )
+        session.add(row)
+        session.flush()
+        if plan.items:
+            session.execute(
+                insert(PlanItemRow),
+                [
+                    {
+                        "plan_id": row.id, "seq": i.seq, "service_id": i.service_id,
+                        "sp_code": i.sp_code, "flow": i.flow, "sim_id": i.sim_id,
+                        "reason": i.reason, "est_start_s": i.start_s,
+                        "est_duration_s": i.duration_s, "state": ItemState.PENDING.value,
+                        "attempts": 0,
+                    }
+                    for i in plan.items
+                ],
+            )  # fmt: skip
+        return NightInfo(row.id, schedule, night, row.state, window[0], window[1], False, 0)
+
+
+def interrupt_running(db: sessionmaker[Session], plan_id: int) -> int:
+    """Items that were running when the process died: never ordered again tonight."""
+    with write_session(db) as session:
+        result = session.execute(
+            update(PlanItemRow)
+            .where(PlanItemRow.plan_id == plan_id, PlanItemRow.state == ItemState.RUNNING.value)
+            .values(state=ItemState.INTERRUPTED.value, ended_at=utcnow(), error="interrupted")
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _claim(db: sessionmaker[Session], item_id: int) -> bool:
+    with write_session(db) as session:
+        result = session.execute(
+            update(PlanItemRow)
+            .where(PlanItemRow.id == item_id, PlanItemRow.state == ItemState.PENDING.value)
+            .values(
+                state=ItemState.RUNNING.value,
+                attempts=PlanItemRow.attempts + 1,
+                started_at=utcnow(),
+            )
+        )
+        return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def _set(
+    db: sessionmaker[Session],
+    item_ids: list[int],
+    state: ItemState,
+    *,
+    only_from: ItemState,
+    run_id: int | None = None,
+    error: str | None = None,
+) -> None:
+    values: dict[str, object] = {"state": state.value, "error": error}
+    if state is not ItemState.PENDING:
+        values["ended_at"] = utcnow()
+    if run_id is not None:
+        values["run_id"] = run_id
+    with write_session(db) as session:
+        session.execute(
+            update(PlanItemRow)
+            .where(PlanItemRow.id.in_(item_ids), PlanItemRow.state == only_from.value)
+            .values(**values)
+        )
+
+
+def progress(db: sessionmaker[Session], plan_id: int) -> dict[str, int]:
+    """How many of the night's items are in each state."""
+    with db() as session:
+        rows = session.execute(
+            select(PlanItemRow.state, func.count())
+            .where(PlanItemRow.plan_id == plan_id)
+            .group_by(PlanItemRow.state)
+        )
+        return {state: int(count) for state, count in rows}
+
+
+def finish_night(db: sessionmaker[Session], plan_id: int) -> bool:
+    """Mark the night done when nothing is left pending or running."""
+    counts = progress(db, plan_id)
+    if counts.get(ItemState.PENDING.value) or counts.get(ItemState.RUNNING.value):
+        return False
+    with write_session(db) as session:
+        session.execute(
+            update(NightPlan)
+            .where(NightPlan.id == plan_id, NightPlan.state == NightState.RUNNING.value)
+            .values(state=NightState.DONE.value, finished_at=utcnow())
+        )
+    return True
+
+
+class NightExecutor:
+    """Runs a stored night's pending items, one thread per SIM."""
+
+    def __init__(
+        self,
+        db: sessionmaker[Session],
+        dispatcher: Dispatcher,
+        *,
+        retries: int = 0,
+        stop: threading.Event | None = None,
+        clock: Clock = utcnow,
+        on_item: Progress | None = None,
+    ) -> None:
+        self.db = db
+        self.dispatcher = dispatcher
+        self.retries = retries
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.on_item = on_item or (lambda _id, _state: None)
+
+    def run(self, plan_id: int) -> dict[str, int]:
+        """Run until every item is final, the window closes or ``stop`` is set."""
+        with self.db() as session:
+            night = session.get(NightPlan, plan_id)
+            if night is None:
+                raise LookupError(f"no night plan {plan_id}")
+            items = list(
+                session.scalars(
+                    select(PlanItemRow)
+                    .where(PlanItemRow.plan_id == plan_id)
+                    .order_by(PlanItemRow.sim_id, PlanItemRow.seq)
+                )
+            )
+        lanes: dict[int, list[PlanItemRow]] = defaultdict(list)
+        for item in items:
+            lanes[item.sim_id].append(item)
+        threads = [
+            threading.Thread(
+                target=self._lane, args=(lane, night.window_end), name=f"lane-{sim}", daemon=True
+            )
+            for sim, lane in lanes.items()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if not self.stop.is_set():
+            finish_night(self.db, plan_id)
+        return progress(self.db, plan_id)
+
+    def _lane(self, items: list[PlanItemRow], window_end: datetime) -> None:
+        try:
+            self._run_lane(items, window_end)
+        except Exception:  # a broken lane must not take the night down with it
+            log.exception("lane failed", extra={"sim_id": items[0].sim_id})
+
+    def _run_lane(self, items: list[PlanItemRow], window_end: datetime) -> None:
+        last_sp = _last_sp_run(items)
+        for index, item in enumerate(items):
+            if item.state != ItemState.PENDING.value:
+                continue
+            if self.stop.is_set():
+                return
+            rest = [i.id for i in items[index:] if i.state == ItemState.PENDING.value]
+            if self.clock() >= window_end:
+                self._skip(rest, "window over")
+                return
+            if item.sp_code == last_sp:
+                self._skip([item.id], "rotation: previous probe on this SIM was the same SP")
+                continue
+            outcome = self._run_item(item)
+            if outcome is None:
+                continue
+            if outcome.status != "infra_failed" or outcome.ordered:
+                last_sp = item.sp_code
+            if outcome.sim_unusable:
+                self._skip(rest[1:], f"SIM out of service: {outcome.error or 'unusable'}")
+                return
+
+    def _run_item(self, item: PlanItemRow) -> ProbeOutcome | None:
+        attempt = item.attempts
+        while True:
+            if not _claim(self.db, item.id):
+                return None  # someone else took it (or it was finalised meanwhile)
+            attempt += 1
+            self.on_item(item.id, ItemState.RUNNING.value)
+            job = ProbeJob(item.id, item.plan_id, item.service_id, item.sp_code, item.flow,
+                           item.sim_id, attempt)  # fmt: skip
+            try:
+                outcome = self.dispatcher.run(job)
+            except Exception as exc:  # the dispatcher broke: count it as infrastructure
+                log.exception("dispatcher raised", extra={"item_id": item.id})
+                outcome = ProbeOutcome("infra_failed", ordered=True, error=repr(exc))
+            retry = (
+                outcome.status == "infra_failed"
+                and not outcome.ordered
+                and not outcome.sim_unusable
+                and attempt <= self.retries
+                and not self.stop.is_set()
+            )
+            if retry:
+                _set(self.db, [item.id], ItemState.PENDING, only_from=ItemState.RUNNING,
+                     run_id=outcome.run_id, error=outcome.error)  # fmt: skip
+                continue
+            state = ItemState(outcome.status)
+            _set(self.db, [item.id], state, only_from=ItemState.RUNNING,
+                 run_id=outcome.run_id, error=outcome.error)  # fmt: skip
+            self.on_item(item.id, state.value)
+            log.info(
+                "probe finished",
+                extra={"item_id": item.id, "service_id": item.service_id, "flow": item.flow,
+                       "sim_id": item.sim_id, "status": outcome.status, "attempt": attempt},
+            )  # fmt: skip
+            return outcome
+
+    def _skip(self, item_ids: list[int], reason: str) -> None:
+        if not item_ids:
+            return
+        _set(self.db, item_ids, ItemState.SKIPPED, only_from=ItemState.PENDING, error=reason)
+        for item_id in item_ids:
+            self.on_item(item_id, ItemState.SKIPPED.value)
+
+
+def _last_sp_run(items: list[PlanItemRow]) -> str | None:
+    """The SP this SIM last probed in this night (items already started), if any."""
+    last: str | None = None
+    for item in items:
+        if item.started_at is not None and item.state not in (
+            ItemState.PENDING.value, ItemState.SKIPPED.value,
+        ):  # fmt: skip
+            last = item.sp_code
+    return last
+
+
+def close_expired(db: sessionmaker[Session], schedule: str, now: datetime) -> int:
+    """Nights left running past their window (the process was down): close them.
+
+    Their running items become interrupted, their pending items skipped, and the
+    night ``aborted``, so the metrics and the next plan see what really happened.
+    """
+    with db() as session:
+        ids = list(
+            session.scalars(
+                select(NightPlan.id).where(
+                    NightPlan.schedule == schedule,
+                    NightPlan.state == NightState.RUNNING.value,
+                    NightPlan.window_end <= now,
+                )
+            )
+        )
+    for plan_id in ids:
+        interrupt_running(db, plan_id)
+        with write_session(db) as session:
+            session.execute(
+                update(PlanItemRow)
+                .where(PlanItemRow.plan_id == plan_id, PlanItemRow.state == ItemState.PENDING.value)
+                .values(state=ItemState.SKIPPED.value, error="window over (process was down)")
+            )
+            session.execute(
+                update(NightPlan)
+                .where(NightPlan.id == plan_id)
+                .values(state=NightState.ABORTED.value, finished_at=now)
+            )
+    return len(ids)

@@ -1,0 +1,133 @@
+"""One night of one schedule, start to finish: clean, plan (or resume), dispatch.
+
+Used by the daemon (at each cron fire time, and at start-up to resume an
+unfinished night) and by ``dialbot schedule run`` (now, in the foreground).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialbot.db.types import utcnow
+from dialbot.errors import DialbotError
+from dialbot.scheduling.dispatch import Runtime
+from dialbot.scheduling.inputs import last_sp_by_sim, load_services
+from dialbot.scheduling.models import NightPlan, NightState
+from dialbot.scheduling.nights import (
+    NightExecutor,
+    NightInfo,
+    Progress,
+    close_expired,
+    open_night,
+)
+from dialbot.scheduling.planner import NightSpec, Plan, plan_night
+from dialbot.scheduling.schedules import Schedule
+
+log = logging.getLogger("dialbot.scheduling.service")
+
+
+class SimsStillSubscribed(DialbotError):
+    """Cleanup obligations remain after cleaning: the night must not start."""
+
+
+@dataclass(frozen=True)
+class NightResult:
+    night: NightInfo
+    counts: dict[str, int]
+    finished: bool
+
+
+def unfinished_night(
+    db: sessionmaker[Session], schedule: Schedule, now: datetime
+) -> NightPlan | None:
+    """The schedule's night still running whose window has not closed, if any."""
+    with db() as session:
+        return session.scalars(
+            select(NightPlan)
+            .where(
+                NightPlan.schedule == schedule.name,
+                NightPlan.state == NightState.RUNNING.value,
+                NightPlan.window_end > now,
+            )
+            .order_by(NightPlan.window_start.desc())
+            .limit(1)
+        ).first()
+
+
+def build_plan(
+    db: sessionmaker[Session], schedule: Schedule, runtime: Runtime, start: datetime, end: datetime
+) -> Plan:
+    """Gather the facts and let the planner decide."""
+    flows = tuple(f for f in schedule.flows if f in runtime.flow_billing)
+    missing = [f for f in schedule.flows if f not in runtime.flow_billing]
+    last_sp = last_sp_by_sim(db)
+    sims = [
+        replace(s, last_sp=last_sp.get(s.sim_id, s.last_sp)) for s in runtime.fleet.ready_sims()
+    ]
+    period_start, _ = schedule.period_bounds(start)
+    spec = NightSpec(
+        start=start,
+        end=end,
+        period_start=period_start,
+        nights_left=schedule.nights_left(start),
+        flows=flows,
+        flow_billing=runtime.flow_billing,
+        flow_seconds=runtime.flow_seconds,
+        per_sp_concurrency=schedule.per_sp_concurrency,
+        balance_floor_fen=schedule.balance_floor_fen,
+    )
+    plan = plan_night(load_services(db, schedule, start), sims, spec)
+    if missing:
+        plan.notes.insert(0, f"unknown flows ignored: {', '.join(missing)}")
+    return plan
+
+
+def run_night(
+    db: sessionmaker[Session],
+    schedule: Schedule,
+    runtime: Runtime,
+    *,
+    stop: threading.Event | None = None,
+    now: datetime | None = None,
+    window: timedelta | None = None,
+    on_plan: Progress | None = None,
+    on_item: Progress | None = None,
+) -> NightResult:
+    """Discharge cleanups, then resume tonight's stored plan or make a new one, then run it.
+
+    ``window`` overrides the schedule's window end (for ``schedule run`` and tests).
+    """
+    remaining = runtime.cleanup.discharge_pending()
+    if remaining:
+        raise SimsStillSubscribed(f"{remaining} cleanup obligations could not be discharged")
+    start = now or utcnow()
+    close_expired(db, schedule.name, start)
+    current = unfinished_night(db, schedule, start)
+    if current is not None:
+        night = open_night(db, schedule.name, current.night,
+                           (current.window_start, current.window_end), Plan)  # fmt: skip
+    else:
+        end = start + window if window is not None else schedule.window_end_after(start)
+        key = start.astimezone(schedule.timezone).strftime("%Y-%m-%dT%H:%M")
+        night = open_night(db, schedule.name, key, (start, end),
+                           lambda: build_plan(db, schedule, runtime, start, end))  # fmt: skip
+    log.info(
+        "night opened",
+        extra={"schedule": schedule.name, "night": night.night, "plan_id": night.id,
+               "resumed": night.resumed, "interrupted": night.interrupted},
+    )  # fmt: skip
+    if on_plan is not None:
+        on_plan(night.id, "opened")
+    executor = NightExecutor(db, runtime.dispatcher, retries=schedule.retries, stop=stop,
+                             on_item=on_item)  # fmt: skip
+    counts = executor.run(night.id)
+    finished = not (counts.get("pending") or counts.get("running"))
+    log.info("night ended" if finished else "night paused",
+             extra={"schedule": schedule.name, "plan_id": night.id, "counts": counts})  # fmt: skip
+    return NightResult(night, counts, finished)

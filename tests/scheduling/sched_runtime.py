@@ -1,0 +1,92 @@
+"""A runtime for subprocess tests: SIMs from the database, probes that write a ledger.
+
+The dispatcher does what matters for crash safety the way the real runner
+does — store the cleanup obligation, then order, then wait, then cancel —
+and writes each order and cleanup to a ledger file (the SP's view of the
+world), which survives kill -9 of the process under test.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialbot.config import Config
+from dialbot.db.models import Service, Sim
+from dialbot.db.obligations import (
+    create_obligation,
+    discharge,
+    discharge_all_for_sim,
+    sims_with_pending,
+)
+from dialbot.scheduling.dispatch import ProbeJob, ProbeOutcome, Runtime
+from dialbot.scheduling.planner import SimInfo
+
+FLOW_BILLING = {"decline": ("monthly", "per_use")}
+
+
+def ledger(line: str) -> None:
+    fd = os.open(os.environ["DIALBOT_TEST_LEDGER"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+class LedgerDispatcher:
+    def __init__(self, db: sessionmaker[Session], delay: float) -> None:
+        self.db = db
+        self.delay = delay
+
+    def run(self, job: ProbeJob) -> ProbeOutcome:
+        with self.db() as session:
+            msisdn = session.get_one(Sim, job.sim_id).msisdn
+            service = session.get_one(Service, job.service_id)
+        ob = create_obligation(self.db, sim=msisdn, sp_code=job.sp_code,
+                               service_code=service.code, access_number=service.access_number,
+                               cancel_cmd="TD")  # fmt: skip
+        ledger(f"ORDER {job.service_id} {msisdn}")
+        time.sleep(self.delay)  # the probe waiting on the network
+        discharge(self.db, ob.id, "sp_keyword")
+        ledger(f"DONE {job.service_id} {msisdn}")
+        return ProbeOutcome("done", ordered=True)
+
+
+class LedgerCleanup:
+    def __init__(self, db: sessionmaker[Session]) -> None:
+        self.db = db
+
+    def discharge_pending(self) -> int:
+        for sim in sims_with_pending(self.db):
+            discharge_all_for_sim(self.db, sim, "cancel_all")
+            ledger(f"CLEAN {sim}")
+        return len(sims_with_pending(self.db))
+
+
+class DbFleet:
+    def __init__(self, db: sessionmaker[Session]) -> None:
+        self.db = db
+
+    def ready_sims(self) -> list[SimInfo]:
+        with self.db() as session:
+            rows = session.execute(select(Sim.id, Sim.msisdn).order_by(Sim.id)).all()
+        return [SimInfo(sim_id, msisdn, None, 10_000) for sim_id, msisdn in rows]
+
+    def modem_states(self) -> dict[str, int]:
+        return {"ready": len(self.ready_sims())}
+
+    def out_of_service(self) -> list[tuple[str, str]]:
+        return []
+
+
+def runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
+    return Runtime(
+        dispatcher=LedgerDispatcher(db, float(os.environ.get("DIALBOT_TEST_DELAY", "0.1"))),
+        cleanup=LedgerCleanup(db),
+        fleet=DbFleet(db),
+        flow_billing=FLOW_BILLING,
+        flow_seconds={"decline": 1.0},
+    )

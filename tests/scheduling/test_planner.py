@@ -1,0 +1,173 @@
+"""The planner over many simulated nights on generated catalogues.
+
+Each example is a catalogue and a fleet; the test plays a whole month of
+nights (and the first nights of the next), applying each plan as if every
+probe ran, and checks the promises: coverage per period, SIM rotation
+across nights, balance floor, per-SP concurrency, window end, no service
+twice a night.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import defaultdict
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dialbot.scheduling.planner import NightSpec, Plan, ServiceInfo, SimInfo, plan_night
+from dialbot.scheduling.schedules import period_bounds
+
+SH = ZoneInfo("Asia/Shanghai")
+FLOW_BILLING = {"decline": ("monthly", "per_use"), "monthly": ("monthly",), "per_use": ("per_use",)}
+FLOWS = ("decline", "monthly", "per_use")
+
+
+def catalogue(rng: random.Random, n: int, sps: int) -> list[ServiceInfo]:
+    return [
+        ServiceInfo(
+            service_id=i,
+            sp_code=f"SP{i % sps if i < sps else rng.randrange(sps):02d}",  # every SP present
+            billing=rng.choice(("monthly", "per_use")),
+            region=None if rng.random() < 0.7 else rng.choice(("GD", "BJ")),
+        )
+        for i in range(n)
+    ]
+
+
+def fleet(rng: random.Random, lanes: int) -> list[SimInfo]:
+    sims = [SimInfo(i, f"1380013{i:04d}", None, rng.choice((50, 900, 5000))) for i in range(lanes)]
+    return [*sims, SimInfo(lanes, "13800139999", None, 10_000)]  # always one rich nationwide SIM
+
+
+def spec(start: datetime, nights_left: int, seconds: dict[str, float], conc: int) -> NightSpec:
+    return NightSpec(
+        start=start,
+        end=start + timedelta(hours=2),
+        period_start=period_bounds("month", start, SH)[0],
+        nights_left=nights_left,
+        flows=FLOWS,
+        flow_billing=FLOW_BILLING,
+        flow_seconds=seconds,
+        per_sp_concurrency=conc,
+        balance_floor_fen=100,
+    )
+
+
+def check_night(
+    plan: Plan, night: NightSpec, sims: dict[int, SimInfo], last_sp: dict[int, str]
+) -> None:
+    """Every rule a single plan must keep."""
+    assert len({i.service_id for i in plan.items}) == len(plan.items)  # no service twice
+    by_sim: dict[int, list] = defaultdict(list)
+    for item in plan.items:
+        assert item.start_s >= 0 and item.start_s + item.duration_s <= night.window_s + 1e-9
+        assert sims[item.sim_id].balance_fen >= night.balance_floor_fen  # type: ignore[operator]
+        by_sim[item.sim_id].append(item)
+    for sim_id, items in by_sim.items():
+        items.sort(key=lambda i: i.start_s)
+        previous = last_sp.get(sim_id)
+        end = 0.0
+        for item in items:
+            assert item.sp_code != previous, "a SIM probed the same SP twice in a row"
+            assert item.start_s >= end - 1e-9, "a SIM ran two probes at once"
+            previous, end = item.sp_code, item.start_s + item.duration_s
+        last_sp[sim_id] = previous  # type: ignore[assignment]
+    events = sorted(
+        [(i.start_s, 1, i.sp_code) for i in plan.items]
+        + [(i.start_s + i.duration_s, -1, i.sp_code) for i in plan.items]
+    )
+    running: dict[str, int] = defaultdict(int)
+    for _, delta, sp in events:  # ends sort before starts at the same instant
+        running[sp] += delta
+        assert running[sp] <= night.per_sp_concurrency
+    assert plan.due_planned == plan.due_quota, plan.notes
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(30, 250),
+    sps=st.integers(3, 15),
+    lanes=st.integers(3, 10),
+    conc=st.integers(1, 3),
+)
+def test_month_after_month_coverage_and_rotation(
+    seed: int, n: int, sps: int, lanes: int, conc: int
+) -> None:
+    rng = random.Random(seed)
+    services = {s.service_id: s for s in catalogue(rng, n, sps)}
+    sims = {s.sim_id: s for s in fleet(rng, lanes)}
+    seconds = {f: float(rng.randrange(300, 600)) for f in FLOWS}
+    last_sp: dict[int, str] = {}
+    probed_in_period: set[int] = set()
+    first = datetime(2026, 11, 1, 1, 0, tzinfo=SH)
+    for day in range(33):  # all of November and into December
+        start = first + timedelta(days=day)
+        period_start, period_end = period_bounds("month", start, SH)
+        if start.date() == period_start.date() and day:
+            assert probed_in_period == set(services), "a service missed its month"
+            probed_in_period = set()
+        nights_left = (period_end - start).days + 1
+        lanes_now = [dataclasses.replace(s, last_sp=last_sp.get(s.sim_id)) for s in sims.values()]
+        night = spec(start, nights_left, seconds, conc)
+        plan = plan_night(list(services.values()), lanes_now, night)
+        check_night(plan, night, sims, last_sp)
+        for item in plan.items:
+            at = start + timedelta(seconds=item.start_s)
+            services[item.service_id] = dataclasses.replace(
+                services[item.service_id], last_probed=at, last_flow=item.flow
+            )
+            probed_in_period.add(item.service_id)
+        if rng.random() < 0.2:  # a finding raises an SP's risk for a while
+            sp = f"SP{rng.randrange(sps):02d}"
+            services = {
+                k: dataclasses.replace(v, recent_findings=1 if v.sp_code == sp else 0)
+                for k, v in services.items()
+            }
+
+
+def test_floor_notes_and_risk_before_getting_ahead() -> None:
+    start = datetime(2026, 11, 10, 1, 0, tzinfo=SH)
+    probed = start - timedelta(days=2)  # already covered this month
+    services = [
+        ServiceInfo(1, "A", "monthly", last_probed=probed),  # nothing new: not probed
+        ServiceInfo(2, "B", "monthly", last_probed=probed, recent_findings=2),  # risk
+        ServiceInfo(3, "C", "monthly", last_probed=probed, changed_at=start - timedelta(days=1)),
+        ServiceInfo(4, "D", "per_use"),  # never probed: due
+        ServiceInfo(5, "E", "monthly", region="GD"),  # due, but no GD or nationwide SIM
+    ]
+    sims = [
+        SimInfo(1, "13800138000", region="BJ", balance_fen=10_000, last_sp=None),
+        SimInfo(2, "13800138001", region=None, balance_fen=99, last_sp=None),
+    ]
+    plan = plan_night(services, sims, spec(start, 21, {f: 600.0 for f in FLOWS}, 1))
+    assert plan.skipped_sims == [2]
+    assert any("138****8001" in n and "below the floor" in n for n in plan.notes)
+    assert all("13800138001" not in n for n in plan.notes)  # MSISDNs masked
+    assert [i.service_id for i in plan.items] == [4, 2, 3]
+    assert [i.reason for i in plan.items] == ["due", "risk", "risk"]
+    assert plan.items[0].flow == "decline"
+    assert plan.due == 2
+
+
+def test_flow_rotates_per_service() -> None:
+    start = datetime(2026, 11, 10, 1, 0, tzinfo=SH)
+    services = [ServiceInfo(1, "A", "monthly", last_probed=start - timedelta(days=40),
+                            last_flow="decline")]  # fmt: skip
+    sims = [SimInfo(1, "13800138000", balance_fen=10_000)]
+    plan = plan_night(services, sims, spec(start, 21, {f: 60.0 for f in FLOWS}, 1))
+    assert [i.flow for i in plan.items] == ["monthly"]
+
+
+def test_no_sims_or_window_too_short() -> None:
+    start = datetime(2026, 11, 10, 1, 0, tzinfo=SH)
+    services = [ServiceInfo(1, "A", "monthly")]
+    assert plan_night(services, [], spec(start, 1, {f: 60.0 for f in FLOWS}, 1)).items == []
+    long = {f: 3 * 3600.0 for f in FLOWS}
+    plan = plan_night(services, [SimInfo(1, "13800138000")], spec(start, 1, long, 1))
+    assert plan.items == []
+    assert any("coverage at risk" in n for n in plan.notes)
