@@ -13,11 +13,17 @@ import click
 
 from dialbot import __version__
 from dialbot.cli.catalog import catalog
+from dialbot.cli.daemon import daemon
+from dialbot.cli.demo import demo
 from dialbot.cli.evidence import evidence
 from dialbot.cli.findings import findings
 from dialbot.cli.fleet import fleet
+from dialbot.cli.probe import probe_cmd
 from dialbot.cli.report import rank_cmd, report_cmd
+from dialbot.cli.schedule import schedule
 from dialbot.cli.sim import sim
+from dialbot.cli.sweep import sweep_cmd
+from dialbot.cli.worker import worker_cmd
 
 
 @click.group()
@@ -38,10 +44,16 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 cli.add_command(sim)
+cli.add_command(demo)
+cli.add_command(schedule)
+cli.add_command(daemon)
 cli.add_command(fleet)
 cli.add_command(catalog)
 cli.add_command(evidence)
 cli.add_command(findings)
+cli.add_command(probe_cmd)
+cli.add_command(sweep_cmd)
+cli.add_command(worker_cmd)
 cli.add_command(rank_cmd)
 cli.add_command(report_cmd)
 

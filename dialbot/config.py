@@ -1,0 +1,144 @@
+"""dialbot.toml: typed, validated, found the same way by every command.
+
+Where it comes from, first match wins: an explicit path (`--config`, which
+click also fills from DIALBOT_CONFIG), else DIALBOT_CONFIG, else
+./dialbot.toml when present, else the defaults. Relative paths in the file
+are relative to the file's folder, so a config works from any working
+directory. DIALBOT_DATABASE_URL overrides `[database] url` (deployments keep
+secrets out of files). Unknown keys and wrong types name the file and key.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dialbot.carrier import CarrierProfile
+from dialbot.errors import ConfigError
+
+CONFIG_NAME = "dialbot.toml"
+PATH_KEYS = ("hardware", "probes", "schedules", "reports")
+SECTIONS = {"database", "paths", "carrier", "probe"}
+
+
+@dataclass(frozen=True)
+class Paths:
+    hardware: Path
+    probes: Path
+    schedules: Path
+    reports: Path
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    time_scale: float = 1.0  # < 1 runs probe waits faster (demo, tests)
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    paths: Paths
+    carrier: CarrierProfile = field(default_factory=CarrierProfile)
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
+    source: Path | None = None
+
+
+def find_config(path: Path | None = None) -> Path | None:
+    """The file to read: explicit path, else DIALBOT_CONFIG, else ./dialbot.toml if it exists."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get("DIALBOT_CONFIG")
+    if env:
+        return Path(env)
+    local = Path.cwd() / CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate the configuration (defaults when there is no file)."""
+    source = find_config(path)
+    data: dict[str, Any] = {}
+    if source is not None:
+        data = _read_toml(source)
+    name = str(source) if source is not None else CONFIG_NAME
+    base = (source.resolve().parent if source is not None else Path.cwd()).absolute()
+    for key in data:
+        if key not in SECTIONS:
+            raise ConfigError(name, key, "unknown section")
+    return Config(
+        database_url=_database_url(_table(data, "database", name), name, base),
+        paths=_paths(_table(data, "paths", name), name, base),
+        carrier=CarrierProfile.from_mapping(data.get("carrier"), name),
+        probe=_probe(_table(data, "probe", name), name),
+        source=source.resolve() if source is not None else None,
+    )
+
+
+def _read_toml(source: Path) -> dict[str, Any]:
+    try:
+        text = source.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise ConfigError(str(source), "", "file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(source), "", f"cannot read: {exc}") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(source), "", f"not valid TOML: {exc}") from exc
+
+
+def _table(data: dict[str, Any], key: str, name: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(name, key, "must be a table")
+    return value
+
+
+def _only(table: dict[str, Any], allowed: tuple[str, ...], section: str, name: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(name, f"{section}.{key}", "unknown key")
+
+
+def _string(table: dict[str, Any], key: str, section: str, name: str) -> str | None:
+    value = table.get(key)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigError(name, f"{section}.{key}", "must be a non-empty string")
+    return value
+
+
+def _database_url(table: dict[str, Any], name: str, base: Path) -> str:
+    _only(table, ("url",), "database", name)
+    url = os.environ.get("DIALBOT_DATABASE_URL") or _string(table, "url", "database", name)
+    if url is None:
+        return f"sqlite:///{base / 'dialbot.db'}"
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        rest = url[len(prefix) :]
+        if rest:
+            return prefix + str(base / rest)
+    return url
+
+
+def _paths(table: dict[str, Any], name: str, base: Path) -> Paths:
+    _only(table, PATH_KEYS, "paths", name)
+    resolved: dict[str, Path] = {}
+    for key in PATH_KEYS:
+        value = _string(table, key, "paths", name)
+        path = Path(value).expanduser() if value is not None else Path(key)
+        resolved[key] = path if path.is_absolute() else base / path
+    return Paths(**resolved)
+
+
+def _probe(table: dict[str, Any], name: str) -> ProbeSettings:
+    _only(table, ("time_scale",), "probe", name)
+    value = table.get("time_scale", 1.0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(name, "probe.time_scale", "must be a number")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(name, "probe.time_scale", "must be greater than 0")
+    return ProbeSettings(time_scale=float(value))

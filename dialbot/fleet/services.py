@@ -1,0 +1,148 @@
+"""The carrier's own services as typed operations: balance, subscription list, cancel-all.
+
+Each returns the parsed result together with the raw evidence (what was
+sent, and the reply exactly as received), because a balance reading or a
+subscription list is evidence in a finding. How the carrier answers comes
+from the `CarrierProfile` (spec/formats.md §3), never from code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from dialbot.carrier import CarrierProfile
+from dialbot.errors import ModemError
+from dialbot.fleet.lease import Lease
+from dialbot.modem import IncomingMessage
+
+
+class CarrierReplyError(ModemError):
+    """The carrier did not answer in time, or answered something the profile cannot parse."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What was asked and what came back, verbatim."""
+
+    request: str  # the text sent, or "ussd:<code>"
+    to: str
+    reply_text: str
+    messages: tuple[IncomingMessage, ...] = ()
+
+
+@dataclass(frozen=True)
+class Balance:
+    fen: int
+    via: str  # "sms" | "ussd"
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
+class Subscription:
+    service: str
+    sp: str
+
+
+@dataclass(frozen=True)
+class SubscriptionList:
+    items: tuple[Subscription, ...]
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
+class CancelAll:
+    acknowledged: bool  # the reply lists nothing still subscribed
+    remaining: tuple[Subscription, ...]
+    evidence: Evidence
+
+
+def yuan_to_fen(text: str) -> int:
+    """'12.34' -> 1234, exactly (no floats near money)."""
+    return int((Decimal(text) * 100).to_integral_value())
+
+
+def parse_items(text: str, profile: CarrierProfile) -> tuple[Subscription, ...]:
+    """Every item the subscriptions_item regex finds in a list reply."""
+    pattern = re.compile(profile.subscriptions_item)
+    return tuple(
+        Subscription(m.group("service").strip(), m.group("sp").strip())
+        for m in pattern.finditer(text)
+    )
+
+
+class CarrierServices:
+    """Ask the carrier's service number, through a leased modem."""
+
+    def __init__(self, lease: Lease, profile: CarrierProfile, reply_timeout: float = 60.0) -> None:
+        self.lease = lease
+        self.profile = profile
+        self.reply_timeout = reply_timeout
+
+    def _from_carrier(self, message: IncomingMessage) -> bool:
+        sender = message.sender.lstrip("+")
+        number = self.profile.service_number
+        return sender.startswith(number) or sender.startswith("86" + number)
+
+    def _ask(self, text: str, accept: re.Pattern[str] | None) -> IncomingMessage:
+        """Send text to the service number and take the first carrier reply that accepts."""
+        self.lease.send_sms(self.profile.service_number, text)
+        reply = self.lease.wait_message(
+            lambda m: self._from_carrier(m) and (accept is None or bool(accept.search(m.text))),
+            self.reply_timeout,
+        )
+        if reply is None:
+            raise CarrierReplyError(
+                f"no reply from {self.profile.service_number} to {text!r} "
+                f"within {self.reply_timeout:g}s",
+                self.lease.modem.trace.snapshot(),
+            )
+        return reply
+
+    def balance(self) -> Balance:
+        """The SIM's balance in fen, by SMS or USSD as the profile says."""
+        pattern = re.compile(self.profile.balance_reply)
+        if self.profile.balance_by_ussd:
+            code = self.profile.ussd_code
+            text = self.lease.ussd(code)
+            evidence = Evidence(f"ussd:{code}", code, text)
+            via = "ussd"
+        else:
+            reply = self._ask(self.profile.balance_query, pattern)
+            evidence = Evidence(
+                self.profile.balance_query, self.profile.service_number, reply.text, (reply,)
+            )
+            text, via = reply.text, "sms"
+        match = pattern.search(text)
+        if match is None:
+            raise CarrierReplyError(
+                f"balance reply not understood: {text!r}", self.lease.modem.trace.snapshot()
+            )
+        return Balance(yuan_to_fen(match.group("yuan")), via, evidence)
+
+    def _list_pattern(self) -> re.Pattern[str]:
+        return re.compile(
+            f"(?:{self.profile.subscriptions_none})|(?:{self.profile.subscriptions_item})"
+        )
+
+    def subscriptions(self) -> SubscriptionList:
+        """Every active subscription of the SIM, parsed from the (multipart) list reply."""
+        query = self.profile.subscriptions_query
+        reply = self._ask(query, self._list_pattern())
+        evidence = Evidence(query, self.profile.service_number, reply.text, (reply,))
+        if re.search(self.profile.subscriptions_none, reply.text):
+            return SubscriptionList((), evidence)
+        return SubscriptionList(parse_items(reply.text, self.profile), evidence)
+
+    def cancel_all(self) -> CancelAll:
+        """Send the carrier's cancel-all; acknowledged when the reply lists nothing remaining."""
+        text = self.profile.cancel_all
+        reply = self._ask(text, None)
+        remaining = (
+            ()
+            if re.search(self.profile.subscriptions_none, reply.text)
+            else parse_items(reply.text, self.profile)
+        )
+        evidence = Evidence(text, self.profile.service_number, reply.text, (reply,))
+        return CancelAll(not remaining, remaining, evidence)

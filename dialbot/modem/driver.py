@@ -1,0 +1,351 @@
+"""One `Modem` per port: deadlines, delivery, storage sweeps and recovery.
+
+A worker thread owns the link: it connects, sweeps message storage when a
++CMTI arrives (coalescing bursts) and periodically (so nothing is stranded),
+checks the modem answers, and reconnects with backoff when it does not.
+After `quarantine_after` failed attempts in a row the modem is quarantined
+(not leased) but still retried, and returns to service when it answers.
+Operations from other threads (send, USSD, health) hold the modem's
+operation lock, so a sweep never interleaves with a half-sent message.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import serial
+from gsmmodem.exceptions import CmeError as LibCmeError
+from gsmmodem.exceptions import CmsError as LibCmsError
+from gsmmodem.exceptions import CommandError, TimeoutException
+
+from dialbot.errors import AtTimeout, CmeError, CmsError, ModemError
+from dialbot.modem.health import Health, Identity, read_health, read_identity
+from dialbot.modem.inbox import DEFAULT_TZ, Inbox, IncomingMessage, parse_cmgl
+from dialbot.modem.patched import FleetGsmModem
+from dialbot.modem.safety import check_number, check_text, check_ussd
+from dialbot.modem.trace import AtTrace
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Sink = Callable[[IncomingMessage], None]
+
+
+class LinkState(enum.Enum):
+    """Whether the driver can talk to the modem (the SIM's state is the fleet's business)."""
+
+    CONNECTING = "connecting"
+    READY = "ready"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class ModemSettings:
+    """How one port is driven; the defaults suit USB modems on a hub."""
+
+    port: str
+    baud: int = 115200
+    pin: str | None = None
+    command_timeout: float = 5.0
+    send_timeout: float = 30.0
+    ussd_timeout: float = 15.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    quarantine_after: int = 3
+    check_interval: float = 10.0
+    sweep_interval: float = 30.0
+    concat_timeout: float = 120.0
+
+
+class Modem:
+    """The driver for one port. Start it, lease it, close it (safe twice)."""
+
+    def __init__(self, settings: ModemSettings, unsolicited: Sink | None = None) -> None:
+        self.settings = settings
+        self.port = settings.port
+        self.trace = AtTrace()
+        self.inbox = Inbox(settings.port, DEFAULT_TZ, settings.concat_timeout)
+        self.state = LinkState.CLOSED
+        self.last_error: str | None = None
+        self.failures = 0
+        self.unsolicited: queue.Queue[IncomingMessage] = queue.Queue()
+        self._unsolicited_sink = unsolicited
+        self._sink: Sink | None = None
+        self._sink_lock = threading.Lock()
+        self._op_lock = threading.RLock()
+        self._events: queue.Queue[str] = queue.Queue()
+        self._state_changed = threading.Condition()
+        self._gsm: FleetGsmModem | None = None
+        self._memories: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker; it connects in the background (see wait_settled)."""
+        if self._thread is not None:
+            return
+        self._set_state(LinkState.CONNECTING)
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"modem {self.port}")
+        self._thread.start()
+
+    def wait_settled(self, timeout: float) -> LinkState:
+        """Wait until the first connect attempt has finished (or timeout); returns the state."""
+        with self._state_changed:
+            self._state_changed.wait_for(lambda: self.state != LinkState.CONNECTING, timeout)
+            return self.state
+
+    def wait_state(self, want: LinkState, timeout: float) -> bool:
+        """Wait until the link reaches a state; True if it did."""
+        with self._state_changed:
+            return self._state_changed.wait_for(lambda: self.state == want, timeout)
+
+    def close(self) -> None:
+        """Stop the worker and close the port; safe to call twice."""
+        self._closing.set()
+        self._events.put("close")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.settings.command_timeout + 5)
+        self._drop_link()
+        self._set_state(LinkState.CLOSED)
+
+    def __enter__(self) -> Modem:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- delivery ----------------------------------------------------------
+    def set_sink(self, sink: Sink | None) -> None:
+        """Deliver incoming messages to sink (a lease holder), or to the unsolicited stream."""
+        with self._sink_lock:
+            self._sink = sink
+
+    def _deliver(self, message: IncomingMessage) -> None:
+        with self._sink_lock:
+            target = self._sink or self._unsolicited_sink or self.unsolicited.put
+            try:
+                target(message)
+            except Exception:
+                log.exception("message sink failed on %s; kept in unsolicited stream", self.port)
+                self.unsolicited.put(message)
+
+    # -- operations --------------------------------------------------------
+    def command(self, command: str, timeout: float | None = None) -> list[str]:
+        """Send one AT command (from code, never from data) and return its answer lines."""
+        return self._op(lambda gsm: gsm.write(command, timeout=timeout or 1e9) or [])
+
+    def health(self) -> Health:
+        """+CPIN, +CREG and +CSQ, each within the command timeout."""
+        return self._op(read_health)
+
+    def identity(self, msisdn_fallback: str | None = None) -> Identity:
+        """IMSI, ICCID, IMEI, make, model and the MSISDN (+CNUM, else the inventory's)."""
+        return self._op(lambda gsm: read_identity(gsm, msisdn_fallback))
+
+    def send_sms(self, number: str, text: str) -> None:
+        """Send a text message (multipart when long); unsafe input never reaches the port."""
+        check_number(number)
+        check_text(text)
+        self._op(lambda gsm: gsm.sendSms(number, text))
+
+    def ussd(self, code: str) -> str:
+        """Send a USSD request and return the network's answer text."""
+        check_ussd(code)
+
+        def run(gsm: FleetGsmModem) -> str:
+            reply = gsm.sendUssd(code, responseTimeout=self.settings.ussd_timeout)
+            try:
+                if reply.sessionActive:
+                    reply.cancel()
+            except (CommandError, TimeoutException):
+                pass
+            return str(reply.message or "")
+
+        return self._op(run)
+
+    def sweep(self) -> int:
+        """Read every stored message, deliver what completes, delete what was read."""
+        return self._op(self._sweep_locked)
+
+    def _op(self, fn: Callable[[FleetGsmModem], T]) -> T:
+        """Run fn on the link under the operation lock, translating errors (with the trace)."""
+        timeout = self.settings.command_timeout
+        if not self._op_lock.acquire(timeout=timeout * 4):
+            raise AtTimeout(f"{self.port}: modem busy", self.trace.snapshot())
+        try:
+            gsm = self._gsm
+            if gsm is None or self.state not in (LinkState.READY, LinkState.CONNECTING):
+                raise ModemError(
+                    f"{self.port}: not connected ({self.state.value}: {self.last_error})",
+                    self.trace.snapshot(),
+                )
+            return fn(gsm)
+        except TimeoutException as exc:
+            self._events.put("fault")
+            raise AtTimeout(f"{self.port}: no answer in time", self.trace.snapshot()) from exc
+        except LibCmsError as exc:
+            raise CmsError(int(exc.code), trace=self.trace.snapshot()) from exc
+        except LibCmeError as exc:
+            raise CmeError(exc.code, trace=self.trace.snapshot()) from exc
+        except CommandError as exc:
+            raise ModemError(f"{self.port}: {exc}", self.trace.snapshot()) from exc
+        except (serial.SerialException, OSError) as exc:
+            self._events.put("fault")
+            raise ModemError(f"{self.port}: port error: {exc}", self.trace.snapshot()) from exc
+        finally:
+            self._op_lock.release()
+
+    def _sweep_locked(self, gsm: FleetGsmModem) -> int:
+        if gsm.sim_absent:
+            return 0  # no SIM, no storage to sweep
+        delivered = 0
+        memories: list[str | None] = [*sorted(self._memories)] or [None]
+        for memory in memories:
+            if memory is not None:
+                gsm._setSmsMemory(readDelete=memory)
+            stored = parse_cmgl(gsm.write("AT+CMGL=4") or [])
+            for index, pdu in stored:
+                where = (memory or "", index)
+                for message in self.inbox.add_pdu(pdu, where):
+                    self._deliver(message)
+                    delivered += 1
+                gsm.write(f"AT+CMGD={index}")
+                self.inbox.deleted(where)
+        for message in self.inbox.expire():
+            self._deliver(message)
+            delivered += 1
+        return delivered
+
+    # -- URCs (reader thread: never block) -----------------------------------
+    def _on_urc(self, line: str) -> None:
+        gsm = self._gsm
+        if line.startswith("+CMTI:") or line.startswith("+CDSI:"):
+            memory = line.split(":", 1)[1].split(",")[0].strip().strip('"')
+            if memory:
+                self._memories.add(memory)
+            self._events.put("sweep")
+        elif line.startswith("+CUSD:") and gsm is not None:
+            gsm._handleUssd([line])
+
+    def _on_link_lost(self, exc: BaseException) -> None:
+        self._events.put("fault")
+
+    # -- worker --------------------------------------------------------------
+    def _set_state(self, state: LinkState) -> None:
+        with self._state_changed:
+            self.state = state
+            self._state_changed.notify_all()
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            if self.state != LinkState.READY and not self._try_connect():
+                delay = min(
+                    self.settings.backoff_max,
+                    self.settings.backoff_initial * 2 ** max(0, self.failures - 1),
+                )
+                if self._closing.wait(delay):
+                    break
+                continue
+            self._serve_once()
+
+    def _try_connect(self) -> bool:
+        self._drop_link()
+        gsm = FleetGsmModem(
+            self.settings.port,
+            self.settings.baud,
+            command_timeout=self.settings.command_timeout,
+            send_timeout=self.settings.send_timeout,
+            trace=self.trace,
+            on_urc=self._on_urc,
+            on_link_lost=self._on_link_lost,
+        )
+        self.trace.note(f"connecting (attempt after {self.failures} failures)")
+        try:
+            with self._op_lock:
+                self._gsm = gsm
+                gsm.connect(pin=self.settings.pin)
+        except Exception as exc:  # any failure to open or set up counts the same
+            self.failures += 1
+            self.last_error = _describe(exc)
+            self.trace.note(f"connect failed: {self.last_error}")
+            self._drop_link()
+            quarantined = self.failures >= self.settings.quarantine_after
+            self._set_state(LinkState.QUARANTINED if quarantined else LinkState.FAILED)
+            return False
+        self.failures = 0
+        self.last_error = None
+        self._drain_events()
+        self._set_state(LinkState.READY)
+        self._events.put("sweep")
+        return True
+
+    def _serve_once(self) -> None:
+        """Handle one event, or do the periodic check and sweep."""
+        try:
+            event = self._events.get(timeout=self.settings.check_interval)
+        except queue.Empty:
+            event = "tick"
+        if event == "close":
+            return
+        if event == "fault":
+            self._fault("link lost or command timed out")
+            return
+        try:
+            if event == "tick":
+                self._op(lambda gsm: gsm.write("AT"))
+            self._drain_events("sweep")
+            self.sweep()
+        except AtTimeout:
+            self._fault("no answer")
+        except ModemError as exc:
+            log.warning("%s: sweep failed: %s", self.port, exc)
+
+    def _fault(self, why: str) -> None:
+        if self.state != LinkState.READY:
+            return
+        self.trace.note(f"fault: {why}")
+        self.last_error = why
+        self.failures += 1
+        self._drop_link()
+        self._set_state(LinkState.FAILED)
+
+    def _drain_events(self, only: str | None = None) -> None:
+        """Coalesce queued events (a burst of +CMTI needs one sweep)."""
+        kept: list[str] = []
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if only is not None and event != only:
+                kept.append(event)
+        for event in kept:
+            self._events.put(event)
+
+    def _drop_link(self) -> None:
+        gsm, self._gsm = self._gsm, None
+        if gsm is not None:
+            gsm.close()
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the modem for a sequence of operations (e.g. send then wait for the reply)."""
+        with self._op_lock:
+            yield
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutException):
+        return "no answer within the command timeout"
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,8 @@
+"""Fleet tests reuse the scripted pty modem of tests/modem."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "modem"))
