@@ -22,7 +22,7 @@ from dialbot.errors import ConfigError
 
 CONFIG_NAME = "dialbot.toml"
 PATH_KEYS = ("hardware", "probes", "schedules", "reports")
-SECTIONS = {"database", "paths", "carrier", "probe"}
+SECTIONS = {"database", "paths", "carrier", "probe", "alerts", "broker"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ class Config:
     carrier: CarrierProfile = field(default_factory=CarrierProfile)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     source: Path | None = None
+    # [alerts] (validated by dialbot.scheduling.alerts.parse_alerts) and
+    # [broker] url (Celery, distributed mode); DIALBOT_BROKER_URL overrides.
+    alerts: Any = None
+    broker_url: str | None = None
 
 
 def find_config(path: Path | None = None) -> Path | None:
@@ -75,7 +79,20 @@ def load_config(path: Path | None = None) -> Config:
         carrier=CarrierProfile.from_mapping(data.get("carrier"), name),
         probe=_probe(_table(data, "probe", name), name),
         source=source.resolve() if source is not None else None,
+        alerts=_alerts(data.get("alerts"), name),
+        broker_url=_broker(_table(data, "broker", name), name),
     )
+
+
+def _alerts(table: Any, name: str) -> Any:
+    from dialbot.scheduling.alerts import parse_alerts  # the alert module owns its keys
+
+    return parse_alerts(table, name)
+
+
+def _broker(table: dict[str, Any], name: str) -> str | None:
+    _only(table, ("url",), "broker", name)
+    return os.environ.get("DIALBOT_BROKER_URL") or _string(table, "url", "broker", name)
 
 
 def _read_toml(source: Path) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import click
 from dialbot.cli._db import open_db
 from dialbot.cli.common import get_config
 from dialbot.errors import ConfigError, DialbotError
-from dialbot.scheduling.alerts import read_alert_settings
 from dialbot.scheduling.daemon import Daemon
 from dialbot.scheduling.logs import setup_json_logging
 from dialbot.scheduling.runtime import resolve_runtime
@@ -61,7 +60,7 @@ def daemon(
     config = get_config(ctx)
     try:
         schedules = load_schedules(config.paths.schedules)
-        alerts = read_alert_settings(config.source)
+        alerts = config.alerts
     except ConfigError as exc:
         click.echo(f"Error: configuration: {exc}", err=True)
         ctx.exit(2)
