@@ -1,0 +1,174 @@
+"""Voice calls of a virtual modem: ATD…; / ATH / +CLCC and each make's call progress.
+
+Call progress is where makes differ most (python-gsmmodem picks a table per
+make): Huawei announces ^ORIG/^CONF/^CONN/^CEND, Wavecom answers ATD with OK
+only when the callee picks up and reports +WIND: 5/6, ZTE says CONNECT and
+HANGUP: n, and the rest must be polled with +CLCC. The network decides only
+whether and when the far end answers and hangs up (`CallResult`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dialbot.sim.atparse import AtError, Command, Reply
+from dialbot.sim.contracts import CallResult, NetworkPort, Scheduler
+from dialbot.sim.dialects import Dialect
+
+DIAL_STRING = re.compile(r"^\+?[0-9*#]{1,40}$")
+ALERT_AFTER_S = 0.2
+
+
+@dataclass
+class Call:
+    """The one call a virtual modem can hold; `gen` invalidates stale timers."""
+
+    number: str
+    stat: int  # +CLCC <stat>: 0 active, 2 dialing, 3 alerting
+    gen: int
+    answered_at: float | None = None
+
+
+class CallCommands:
+    """ATD/ATH/ATA/+CHUP/+CLCC/+VTS; expects the attributes `Device` defines."""
+
+    msisdn: str
+    dialect: Dialect
+    network: NetworkPort
+    scheduler: Scheduler
+    call: Call | None
+
+    def _urc(self, lines: list[str], prefix: str = "") -> None:
+        raise NotImplementedError
+
+    def _require_sim(self, cms: bool = False) -> None:
+        raise NotImplementedError
+
+    def _registered(self) -> bool:
+        raise NotImplementedError
+
+    def init_calls(self) -> None:
+        self.call = None
+        self._call_gen = 0
+
+    def _v_d(self, cmd: Command) -> list[str] | Reply:
+        dial = cmd.raw.strip()
+        if not dial.endswith(";"):
+            return Reply([], "NO CARRIER")  # data calls are not offered
+        number = dial[:-1].strip()
+        if not DIAL_STRING.match(number):
+            raise AtError("CME", 50)
+        self._require_sim()
+        if self.call is not None:
+            raise AtError("CME", 3)
+        if not self._registered():
+            return Reply([], "NO CARRIER")
+        result = self.network.dial(self.msisdn, number)
+        self._call_gen += 1
+        self.call = Call(number, 2, self._call_gen)
+        gen = self._call_gen
+        self.scheduler.call_later(ALERT_AFTER_S, lambda: self._alerting(gen))
+        self.scheduler.call_later(
+            max(result.answer_after_s, ALERT_AFTER_S + 0.05), lambda: self._picked_up(gen, result)
+        )
+        style = self.dialect.calls
+        if style == "huawei":
+            self.scheduler.call_later(0.0, lambda: self._urc_if_live(gen, ["^ORIG:1,0"]))
+            return []
+        if style == "wavecom":
+            self.scheduler.call_later(
+                0.0, lambda: self._urc_if_live(gen, ["+WIND: 5,1", "+WIND: 2"])
+            )
+            return Reply([], None)  # OK comes when the callee answers
+        if style == "zte":
+            return Reply([], None)
+        return []
+
+    def _urc_if_live(self, gen: int, lines: list[str]) -> None:
+        if self._live(gen):
+            self._urc(lines)
+
+    def _end_if_live(self, gen: int) -> None:
+        if self._live(gen):
+            self._ended()
+
+    def _live(self, gen: int) -> bool:
+        return self.call is not None and self.call.gen == gen
+
+    def _alerting(self, gen: int) -> None:
+        if self._live(gen) and self.call is not None and self.call.stat == 2:
+            self.call.stat = 3
+            if self.dialect.calls == "huawei":
+                self._urc(["^CONF:1"])
+
+    def _picked_up(self, gen: int, result: CallResult) -> None:
+        if not self._live(gen) or self.call is None:
+            return
+        if not result.answered:
+            self._ended(rejected=True)
+            return
+        self.call.stat = 0
+        self.call.answered_at = self.scheduler.elapsed()
+        answer = {"huawei": ["^CONN:1,0"], "wavecom": ["OK"], "zte": ["CONNECT"]}
+        lines = answer.get(self.dialect.calls)
+        if lines:
+            self._urc(lines)
+        self.scheduler.call_later(result.duration_s, lambda: self._end_if_live(gen))
+
+    def _ended(self, rejected: bool = False) -> bool:
+        """The far end hung up (or never answered): the make's end-of-call lines."""
+        call, self.call = self.call, None
+        if call is None:
+            return False
+        duration = 0
+        if call.answered_at is not None:
+            duration = int(self.scheduler.elapsed() - call.answered_at)
+        style = self.dialect.calls
+        if style == "huawei":
+            self._urc([f"^CEND:1,{duration},104,{17 if rejected else 16}"])
+        elif style == "wavecom":
+            self._urc(["NO ANSWER" if rejected else "NO CARRIER", "+WIND: 6,1"])
+        elif style == "zte":
+            self._urc(["OK" if rejected else "HANGUP: 1"])
+        else:
+            self._urc(["BUSY" if rejected else "NO CARRIER"])
+        return True
+
+    def _hang_up(self) -> list[str]:
+        call, self.call = self.call, None
+        if call is not None and self.dialect.calls == "huawei":
+            duration = 0
+            if call.answered_at is not None:
+                duration = int(self.scheduler.elapsed() - call.answered_at)
+            self.scheduler.call_later(0.0, lambda: self._urc([f"^CEND:1,{duration},104,16"]))
+        return []
+
+    def _v_h(self, cmd: Command) -> list[str]:
+        return self._hang_up()
+
+    def _at_chup(self, cmd: Command) -> list[str]:
+        return [] if cmd.form == "test" else self._hang_up()
+
+    def _v_a(self, cmd: Command) -> Reply:
+        return Reply([], "NO CARRIER")  # nobody calls a virtual modem
+
+    def _at_clcc(self, cmd: Command) -> list[str]:
+        if cmd.form == "test" or self.call is None:
+            return []
+        kind = 145 if self.call.number.startswith("+") else 129
+        return [f'+CLCC: 1,0,{self.call.stat},0,0,"{self.call.number}",{kind}']
+
+    def _at_vts(self, cmd: Command) -> list[str]:
+        if cmd.form == "test":
+            return ["+VTS: (0-9,*,#,A,B,C,D)"]
+        if self.call is None or self.call.stat != 0:
+            raise AtError("CME", 3)
+        return []
+
+    def _at_dtmf(self, cmd: Command) -> list[str]:
+        if cmd.form == "test":
+            return []
+        if self.call is None or self.call.stat != 0:
+            raise AtError("CME", 3)
+        return []
