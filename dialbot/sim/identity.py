@@ -13,6 +13,7 @@ import hashlib
 _TAC = {
     "generic": "35328504",
     "huawei": "86106100",
+    "huawei_k3715": "35787600",
     "simcom": "86221003",
     "wavecom": "35171700",
     "zte": "86324601",

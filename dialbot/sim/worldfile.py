@@ -27,12 +27,13 @@ import yaml
 
 from dialbot.carrier import CarrierProfile
 from dialbot.errors import ConfigError, WorldError
+from dialbot.sim.dialects import dialect_names
 from dialbot.sim.identity import identity, luhn_digit
 from dialbot.sim.world import Behaviour, Faults, Service, SimCard, Sp, World
 
 __all__ = ["DIALECTS", "demo_world_path", "load_world", "luhn_digit"]
 
-DIALECTS = ("generic", "huawei", "simcom", "wavecom", "zte")
+DIALECTS = tuple(dialect_names())
 MAX_MODEMS = 4096
 PROMPT_PARTS = ("price", "sp_name", "hotline")
 # A keyword equal to a confirmation token could never be told apart from a confirmation.
