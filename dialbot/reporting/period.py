@@ -83,3 +83,13 @@ def parse_period(text: str) -> Period:
             raise InputError("--period", text, "month must be 01..12")
         return Period(year, "month", month)
     return Period(year, "quarter", int(match["quarter"]))
+
+
+def period_of(moment: datetime, kind: str = "month", tz: str = DEFAULT_TZ) -> Period:
+    """The period of the given kind that contains ``moment`` (aware) in zone ``tz``."""
+    local = moment.astimezone(ZoneInfo(tz))
+    if kind == "month":
+        return Period(local.year, "month", local.month)
+    if kind == "quarter":
+        return Period(local.year, "quarter", (local.month - 1) // 3 + 1)
+    raise ValueError(f"period kind must be month or quarter, not {kind!r}")
