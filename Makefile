@@ -8,15 +8,14 @@ STAMP := $(VENV)/.installed
 
 # A CJK font for the PDF rankings, pdftotext and Chromium for the report tests
 # (Debian packages; installed only when missing and when we may).
-SYSTEM_PKGS := fonts-noto-cjk poppler-utils chromium
-
 system-deps:
 	@missing=""; \
 	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
 	command -v pdftotext >/dev/null || missing="$$missing poppler-utils"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	ldconfig -p | grep -q libpangoft2-1.0 || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	  else echo "please install:$$missing (Debian packages)"; fi; \
 	fi
 
