@@ -1,0 +1,290 @@
+"""The runner: one flow, on one leased modem, for one service — recorded, judged, cleaned.
+
+A run moves planned → running → judging → done (models.TRANSITIONS). What
+it does is the flow's steps, nothing more; what it proves is the evidence
+log: every message out and in (raw PDU and decoded text), every balance
+reading and subscription list, every modem fault, appended as it happens.
+
+Three rules make a run fair to SPs and safe for SIMs:
+
+- the cleanup obligation is stored (committed) before the first message to
+  the SP is sent, and discharged (`dialbot.flows.cleanup`) before the SIM
+  does anything else;
+- a modem fault ends the run as `infra_failed`: it is never judged, so it
+  never counts against the SP, and the caller retries it on another modem;
+- the judge sees exactly the stored events plus what the probe itself did
+  (its actions, with the flow's time-scaled windows).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialbot.carrier import CarrierProfile
+from dialbot.db.catalogue import ServiceView
+from dialbot.db.evidence import EventRow
+from dialbot.db.findings import NewFinding, record_findings
+from dialbot.db.models import RunState
+from dialbot.db.obligations import pending_for_sim
+from dialbot.db.runs import create_run, heartbeat, transition
+from dialbot.errors import DialbotError, ModemError
+from dialbot.fleet import Lease
+from dialbot.flows.cleanup import Cleaner, CleanupFailed, CleanupSettings
+from dialbot.flows.model import CancelAll, Flow, Subscriptions
+from dialbot.flows.record import Recorder, now, to_judge_event
+from dialbot.flows.steps import StepRunner, effective_steps
+from dialbot.judge import judge
+from dialbot.judge.model import Finding, ListedItem, RunRecord, ServiceInfo
+from dialbot.modem import IncomingMessage
+
+log = logging.getLogger(__name__)
+
+# (sim msisdn, message) for everything that is not the business of the run under way.
+ForeignSink = Callable[[str, IncomingMessage], None]
+
+
+def service_info(view: ServiceView) -> ServiceInfo:
+    """The judge's catalogue entry from the stored one."""
+    return ServiceInfo(
+        sp_code=view.sp_code,
+        sp_name=view.sp_name,
+        service_code=view.service_code,
+        service_name=view.service_name,
+        access_number=view.access_number,
+        billing=view.billing,  # type: ignore[arg-type]
+        price_fen=view.price_fen,
+        subscribe_cmd=view.subscribe_cmd,
+        sp_hotline=view.sp_hotline or "",
+        cancel_cmd=view.cancel_cmd or "",
+        use_cmd=view.use_cmd or "",
+    )
+
+
+@dataclass(frozen=True)
+class SimRef:
+    """The SIM in the leased modem: its database id and number."""
+
+    id: int | None
+    msisdn: str
+
+
+@dataclass(frozen=True)
+class ProbeEnv:
+    """What every run needs besides its flow, modem and service."""
+
+    db: sessionmaker[Session]
+    carrier: CarrierProfile
+    time_scale: float
+    catalogue: tuple[ServiceInfo, ...]
+    foreign: ForeignSink
+    on_event: Callable[[EventRow], None] | None = None
+
+    def scaled(self, seconds: float) -> float:
+        return seconds * self.time_scale
+
+    @property
+    def carrier_timeout_s(self) -> float:
+        """How long the carrier may take to answer a query (never below a few seconds)."""
+        return max(5.0, self.scaled(60.0))
+
+    def cleanup_settings(self) -> CleanupSettings:
+        return CleanupSettings(self.scaled(60.0), self.carrier_timeout_s)
+
+    def catalogue_map(self) -> dict[tuple[str, str], ServiceInfo]:
+        return {s.key: s for s in self.catalogue}
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended, for the caller (sweep, `dialbot probe`)."""
+
+    run_id: int
+    flow: str
+    service: ServiceInfo | None
+    sim: str
+    modem: str
+    state: RunState
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+    cleanup_error: str | None = None
+    listing: tuple[ListedItem, ...] | None = None
+    cancel_acked_at: datetime | None = None
+    last_balance_event: EventRow | None = None
+    retry_of: int | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.state is RunState.DONE
+
+
+def modem_label(lease: Lease) -> str:
+    return f"{lease.slot.bank.name}:{lease.slot.entry.slot}"
+
+
+def run_flow(
+    env: ProbeEnv,
+    flow: Flow,
+    lease: Lease,
+    sim: SimRef,
+    service: ServiceView | None,
+    retry_of: int | None = None,
+) -> RunOutcome:
+    """Execute one flow end to end; never raises for a modem fault (see RunOutcome.state)."""
+    info = create_run(
+        env.db,
+        flow.name,
+        service_id=service.service_id if service else None,
+        sim_id=sim.id,
+        retry_of=retry_of,
+    )
+    label = modem_label(lease)
+    transition(env.db, info.id, RunState.RUNNING, modem=label, sim_id=sim.id)
+    svc = service_info(service) if service else None
+    outcome = RunOutcome(info.id, flow.name, svc, sim.msisdn, label, RunState.RUNNING)
+    outcome.retry_of = retry_of
+    recorder = Recorder(env.db, sim.msisdn, info.id, env.on_event)
+    steps = StepRunner(env, lease, recorder, svc, sim.msisdn, info.id, flow.kind)
+    try:
+        _precleaned(env, lease, sim)
+    except (CleanupFailed, ModemError) as exc:
+        # the SIM cannot be used: an infrastructure failure, not the SP's
+        return _infra_failed(env, recorder, outcome, exc, "cleaning the SIM first", cleanup=True)
+    try:
+        steps.run_all(effective_steps(flow, svc), lambda: heartbeat(env.db, info.id))
+        if flow.kind == "hygiene" and steps.listing:
+            # investigate what nobody ordered: clean it with the carrier's cancel-all
+            steps.run(CancelAll(within=60.0))
+            steps.run(Subscriptions(label="after_cleanup"))
+        steps.finish()
+    except ModemError as exc:
+        _infra_failed(env, recorder, outcome, exc, steps.doing)
+        outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome)
+        return outcome
+    except DialbotError as exc:
+        return _end(env, recorder, outcome, RunState.ABORTED, f"run aborted: {exc}")
+    outcome.listing = steps.listing
+    outcome.cancel_acked_at = steps.cancel_acked_at
+    outcome.last_balance_event = steps.last_balance
+    try:
+        _judge_and_store(env, flow, steps, sim, svc, outcome)
+    except Exception as exc:  # a judge defect must not take the modem's worker down
+        log.exception("run %s: judging failed", outcome.run_id)
+        _end(env, recorder, outcome, RunState.ABORTED, f"judging failed: {exc!r}")
+    outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome)
+    return outcome
+
+
+def _end(
+    env: ProbeEnv, recorder: Recorder, outcome: RunOutcome, state: RunState, why: str
+) -> RunOutcome:
+    """End a run without judging it (aborted or infra_failed), saying why in its evidence."""
+    outcome.state = state
+    outcome.error = why.splitlines()[0]
+    recorder.note(outcome.error)
+    transition(env.db, outcome.run_id, state, error=outcome.error)
+    return outcome
+
+
+def _infra_failed(
+    env: ProbeEnv,
+    recorder: Recorder,
+    outcome: RunOutcome,
+    exc: Exception,
+    doing: str,
+    cleanup: bool = False,
+) -> RunOutcome:
+    if isinstance(exc, ModemError):
+        recorder.fault(exc, doing)
+    outcome.state = RunState.INFRA_FAILED
+    outcome.error = str(exc).splitlines()[0]
+    if cleanup:
+        outcome.cleanup_error = outcome.error
+    transition(env.db, outcome.run_id, RunState.INFRA_FAILED, error=outcome.error)
+    return outcome
+
+
+def _precleaned(env: ProbeEnv, lease: Lease, sim: SimRef) -> None:
+    """A SIM with pending obligations is cleaned before the run may use it."""
+    if pending_for_sim(env.db, sim.msisdn):
+        cleaner = Cleaner(
+            env.db,
+            lease,
+            sim.msisdn,
+            env.carrier,
+            env.catalogue_map(),
+            lambda m: env.foreign(sim.msisdn, m),
+            env.cleanup_settings(),
+        )
+        cleaner.run(clear_all=False)
+
+
+def _judge_and_store(
+    env: ProbeEnv,
+    flow: Flow,
+    steps: StepRunner,
+    sim: SimRef,
+    service: ServiceInfo | None,
+    outcome: RunOutcome,
+) -> None:
+    transition(env.db, outcome.run_id, RunState.JUDGING)
+    legit = frozenset(
+        (ob.sp_code, ob.service_code)
+        for ob in pending_for_sim(env.db, sim.msisdn)
+        if ob.run_id != outcome.run_id
+    )
+    record = RunRecord(
+        run_id=outcome.run_id,
+        flow=flow.kind if flow.kind != "custom" else "monthly",  # type: ignore[arg-type]
+        events=tuple(to_judge_event(row) for row in steps.recorder.rows),
+        observed_until=steps.observed_until or now(),
+        service=service,
+        actions=tuple(steps.actions),
+        carrier=env.carrier,
+        catalogue=env.catalogue,
+        legit=legit,
+    )
+    findings = judge(record)
+    record_findings(env.db, outcome.run_id, [to_new_finding(f, sim.msisdn) for f in findings])
+    outcome.findings = findings
+    outcome.state = RunState.DONE
+    transition(env.db, outcome.run_id, RunState.DONE)
+
+
+def to_new_finding(finding: Finding, sim: str) -> NewFinding:
+    return NewFinding(
+        code=finding.code,
+        severity=finding.severity,
+        sp_code=finding.sp_code,
+        service_code=finding.service_code or None,
+        amount_fen=finding.amount_fen,
+        observed_at=finding.observed_at,
+        evidence=finding.evidence,
+        sim=sim,
+        detail=finding.detail,
+    )
+
+
+def _cleanup(
+    env: ProbeEnv, lease: Lease, sim: SimRef, steps: StepRunner, outcome: RunOutcome
+) -> str | None:
+    """Leave the SIM unsubscribed; returns why that failed (the SIM must then be benched)."""
+    cleaner = Cleaner(
+        env.db,
+        lease,
+        sim.msisdn,
+        env.carrier,
+        env.catalogue_map(),
+        lambda m: env.foreign(sim.msisdn, m),
+        env.cleanup_settings(),
+    )
+    fresh = steps.listing if steps.listing_is_last else None
+    try:
+        cleaner.run(known=fresh, tried_keyword=steps.keyword_sent_for)
+    except (CleanupFailed, ModemError) as exc:
+        return str(exc).splitlines()[0]
+    return None

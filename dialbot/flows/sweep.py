@@ -1,0 +1,431 @@
+"""A sweep: every catalogued service once, with the standard flows for its billing type.
+
+One worker thread per ready modem holds that modem's lease for the whole
+sweep and runs one probe at a time, so every modem is busy while there is
+work (the flows mostly wait: on SPs, and on their observation windows).
+Each SIM first recovers from whatever a previous process left (unfinished
+runs are aborted, obligations discharged), then gets a hygiene check
+(subscriptions and balance; anything nobody ordered is reported and
+cleaned), then probes, then — once the whole sweep is done, so that a retry
+can still use it — a final hygiene check.
+
+A probe that fails for infrastructure reasons is retried on another modem
+(never on the one it failed on); a modem that faults twice, or whose SIM
+cannot be cleaned, is benched for the rest of the sweep. Tasks are taken
+longest first, which keeps the tail of the sweep short.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialbot.config import Config
+from dialbot.db.catalogue import ServiceView, list_services
+from dialbot.db.engine import write_session
+from dialbot.db.models import TERMINAL_STATES, Run, RunState
+from dialbot.db.obligations import Obligation, pending_for_sim
+from dialbot.db.runs import upsert_sim
+from dialbot.db.types import utcnow
+from dialbot.errors import ModemError
+from dialbot.fleet import (
+    Fleet,
+    FleetModem,
+    FleetSettings,
+    Lease,
+    NoModemAvailable,
+    SimState,
+    load_inventories,
+)
+from dialbot.flows.cleanup import Cleaner, CleanupFailed
+from dialbot.flows.model import Flow
+from dialbot.flows.record import now
+from dialbot.flows.runner import ProbeEnv, RunOutcome, SimRef, run_flow, service_info
+from dialbot.flows.watch import Watch, WatchResult
+from dialbot.judge.model import Finding
+from dialbot.modem import IncomingMessage, LinkState
+
+MAX_ATTEMPTS = 3
+BENCH_AFTER_FAULTS = 2
+LAST_CLEANUP_TRIES = 3
+
+
+@dataclass
+class Task:
+    """One flow for one service; `excluded` lists modems it already failed on."""
+
+    service: ServiceView
+    flow: Flow
+    excluded: set[str] = field(default_factory=set)
+    attempts: int = 0
+    retry_of: int | None = None
+
+    @property
+    def cost(self) -> float:
+        return self.flow.unavoidable_wait_s()
+
+    @property
+    def name(self) -> str:
+        return f"{self.service.sp_code}/{self.service.service_code} {self.flow.name}"
+
+
+@dataclass(frozen=True)
+class NotProbed:
+    sp_code: str
+    service_code: str
+    flow: str
+    reason: str
+
+
+class SweepListener(Protocol):
+    """What a progress display hears about (called from worker threads)."""
+
+    def planned(self, total: int) -> None: ...
+
+    def finished(self, outcome: RunOutcome, retried: bool) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+
+class SilentListener:
+    def planned(self, total: int) -> None:
+        pass
+
+    def finished(self, outcome: RunOutcome, retried: bool) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+
+@dataclass
+class SweepReport:
+    outcomes: list[RunOutcome] = field(default_factory=list)
+    hygiene: list[RunOutcome] = field(default_factory=list)
+    watch: list[WatchResult] = field(default_factory=list)
+    not_probed: list[NotProbed] = field(default_factory=list)
+    out_of_reach: list[NotProbed] = field(default_factory=list)
+    benched: dict[str, str] = field(default_factory=dict)
+    pending: list[Obligation] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def findings(self) -> list[Finding]:
+        runs = [*self.outcomes, *self.hygiene]
+        return [f for o in runs for f in o.findings] + [f for w in self.watch for f in w.findings]
+
+    @property
+    def complete(self) -> bool:
+        """Every service the fleet can reach was probed with all its flows."""
+        return not self.not_probed
+
+
+def plan(services: list[ServiceView], flows: dict[str, Flow]) -> list[Task]:
+    """decline + the billing type's flow for every service, longest first."""
+    tasks = [
+        Task(service, flows[name])
+        for service in services
+        for name in ("decline", service.billing)
+        if name in flows
+    ]
+    return sorted(tasks, key=lambda t: -t.cost)
+
+
+def reachable(service: ServiceView, region: str | None) -> bool:
+    """A nationwide bank may probe any region's services; a regional one only its own."""
+    return service.region is None or region is None or service.region == region
+
+
+def abort_unfinished(db: sessionmaker[Session], sim_id: int) -> int:
+    """Runs of this SIM left unfinished by a process that died: aborted, never judged."""
+    open_states = [s.value for s in RunState if s not in TERMINAL_STATES]
+    with write_session(db) as session:
+        runs = list(
+            session.scalars(select(Run).where(Run.sim_id == sim_id, Run.state.in_(open_states)))
+        )
+        for run in runs:
+            run.move_to(RunState.ABORTED, at=utcnow(), error="the process ended before the run")
+        return len(runs)
+
+
+class Sweep:
+    """Runs a plan over every ready modem of a fleet (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: sessionmaker[Session],
+        config: Config,
+        fleet: Fleet,
+        flows: dict[str, Flow],
+        services: list[ServiceView] | None = None,
+        listener: SweepListener | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.db = db
+        self.fleet = fleet
+        self.flows = flows
+        everything = list_services(db)
+        self.services = services if services is not None else everything
+        self.listener = listener or SilentListener()
+        self.max_attempts = max_attempts
+        catalogue = tuple(service_info(s) for s in everything)
+        self.watch = Watch(db, config.carrier, catalogue, grace_s=config.probe.time_scale * 120)
+        self.env = ProbeEnv(db, config.carrier, config.probe.time_scale, catalogue, self.watch.put)
+        for slot in fleet.slots:  # messages of idle modems are told apart by port
+            msisdn = _msisdn(slot)
+            if msisdn:
+                self.watch.register(msisdn, None, slot.entry.port)
+        self.report = SweepReport()
+        self._cond = threading.Condition()
+        self._queue: list[Task] = []
+        self._in_flight = 0
+        self._live: dict[str, str | None] = {}  # modem label -> bank region
+
+    # -- planning -------------------------------------------------------------------------
+
+    def ready_slots(self) -> list[FleetModem]:
+        low = self.fleet.settings.low_balance_fen
+        return [s for s in self.fleet.slots if s.state_with_balance(low) == SimState.READY]
+
+    def run(self) -> SweepReport:
+        start = time.monotonic()
+        slots = self.ready_slots()
+        regions = {s.bank.region for s in slots}
+        for task in plan(self.services, self.flows):
+            if any(reachable(task.service, r) for r in regions):
+                self._queue.append(task)
+            else:
+                self.report.out_of_reach.append(self._not_probed(task, "no modem in its region"))
+        self._live = {f"{s.bank.name}:{s.entry.slot}": s.bank.region for s in slots}
+        self.listener.planned(len(self._queue))
+        threads = [
+            threading.Thread(target=self._worker, args=(s,), name=f"sweep {s.entry.port}")
+            for s in slots
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with self._cond:
+            for task in self._queue:
+                self.report.not_probed.append(self._not_probed(task, "no working modem left"))
+            self._queue.clear()
+        self.report.watch = self.watch.judge_all()
+        self.report.pending = [ob for s in self.fleet.slots for ob in self._pending(s)]
+        self.report.wall_s = time.monotonic() - start
+        return self.report
+
+    def _pending(self, slot: FleetModem) -> list[Obligation]:
+        msisdn = _msisdn(slot)
+        return pending_for_sim(self.db, msisdn) if msisdn else []
+
+    @staticmethod
+    def _not_probed(task: Task, reason: str) -> NotProbed:
+        s = task.service
+        return NotProbed(s.sp_code, s.service_code, task.flow.name, reason)
+
+    # -- the queue ----------------------------------------------------------------------
+
+    def _take(self, label: str, region: str | None) -> Task | None:
+        """The next task this modem may run; None when the sweep's probes are all done."""
+        with self._cond:
+            while True:
+                for task in self._queue:
+                    if label not in task.excluded and reachable(task.service, region):
+                        self._queue.remove(task)
+                        self._in_flight += 1
+                        task.attempts += 1
+                        return task
+                self._drop_impossible()
+                if not self._queue and self._in_flight == 0:
+                    return None
+                self._cond.wait(0.5)
+
+    def _drop_impossible(self) -> None:
+        """Tasks no live modem may run any more are reported, not waited for."""
+        for task in list(self._queue):
+            able = [
+                lbl
+                for lbl, region in self._live.items()
+                if lbl not in task.excluded and reachable(task.service, region)
+            ]
+            if not able:
+                self._queue.remove(task)
+                self.report.not_probed.append(self._not_probed(task, "failed on every modem"))
+
+    def _done(self, task: Task, outcome: RunOutcome, label: str) -> None:
+        retried = False
+        with self._cond:
+            self._in_flight -= 1
+            if outcome.state is RunState.INFRA_FAILED and task.attempts < self.max_attempts:
+                retried = True
+                task.excluded.add(label)
+                task.retry_of = outcome.run_id
+                self._queue.insert(0, task)
+            elif outcome.state is RunState.DONE:
+                self.report.outcomes.append(outcome)
+            else:
+                reason = f"{outcome.state.value}: {outcome.error}"
+                self.report.not_probed.append(self._not_probed(task, reason))
+            self._cond.notify_all()
+        self.listener.finished(outcome, retried)
+
+    def _bench(self, label: str, reason: str) -> None:
+        with self._cond:
+            self._live.pop(label, None)
+            self.report.benched[label] = reason
+            self._cond.notify_all()
+        self.listener.note(f"modem {label} benched: {reason}")
+
+    def _wait_all_done(self) -> None:
+        with self._cond:
+            while self._queue or self._in_flight:
+                self._cond.wait(0.5)
+
+    # -- one modem ------------------------------------------------------------------------
+
+    def _worker(self, slot: FleetModem) -> None:
+        label = f"{slot.bank.name}:{slot.entry.slot}"
+        try:
+            lease = self.fleet.lease(bank=slot.bank.name, slot=slot.entry.slot)
+        except NoModemAvailable as exc:
+            self._bench(label, str(exc))
+            return
+        with lease:
+            try:
+                self._serve(lease, slot, label)
+            except Exception as exc:  # a worker must never take the sweep down with it
+                self._bench(label, f"unexpected error: {exc!r}")
+                raise
+
+    def _serve(self, lease: Lease, slot: FleetModem, label: str) -> None:
+        msisdn = _msisdn(slot)
+        if not msisdn:
+            self._bench(label, "the SIM's number is unknown")
+            return
+        ident = slot.identity
+        sim = SimRef(
+            upsert_sim(
+                self.db,
+                msisdn,
+                imsi=ident.imsi if ident else None,
+                iccid=ident.iccid if ident else None,
+                bank=slot.bank.name,
+                slot=slot.entry.slot,
+            ),
+            msisdn,
+        )
+        self.watch.register(msisdn, sim.id, slot.entry.port)
+        assert sim.id is not None
+        abort_unfinished(self.db, sim.id)
+        healthy = self._hygiene(lease, sim, label) and self._probe(lease, sim, slot, label)
+        self._wait_all_done()
+        if healthy:
+            self._hygiene(lease, sim, label)
+        else:
+            self._last_cleanup(lease, sim)
+
+    def _probe(self, lease: Lease, sim: SimRef, slot: FleetModem, label: str) -> bool:
+        """Take tasks until there are none; False when the modem had to be benched."""
+        faults = 0
+        while (task := self._take(label, slot.bank.region)) is not None:
+            start = now()
+            outcome = run_flow(self.env, task.flow, lease, sim, task.service, task.retry_of)
+            self.watch.contact(sim.msisdn, task.service.sp_code, start, now())
+            self._done(task, outcome, label)
+            if outcome.state is RunState.INFRA_FAILED:
+                faults += 1
+                if faults >= BENCH_AFTER_FAULTS or lease.modem.state != LinkState.READY:
+                    self._bench(label, f"modem faults: {outcome.error}")
+                    return False
+            if outcome.cleanup_error:
+                self._bench(label, f"cleanup failed: {outcome.cleanup_error}")
+                return False
+        return True
+
+    def _hygiene(self, lease: Lease, sim: SimRef, label: str, tries: int = 2) -> bool:
+        """A hygiene run (retried once after a modem fault); False benches the modem."""
+        for _ in range(tries):
+            outcome = run_flow(self.env, self.flows["hygiene"], lease, sim, None)
+            with self._cond:
+                self.report.hygiene.append(outcome)
+            if outcome.state is RunState.DONE and not outcome.cleanup_error:
+                return True
+        self._bench(label, f"hygiene: {outcome.error or outcome.cleanup_error}")
+        return False
+
+    def _last_cleanup(self, lease: Lease, sim: SimRef) -> None:
+        """A benched modem that answers again still discharges its SIM's obligations."""
+        if not pending_for_sim(self.db, sim.msisdn):
+            return
+        if lease.modem.state != LinkState.READY and not lease.modem.wait_state(
+            LinkState.READY, self.env.carrier_timeout_s
+        ):
+            return
+        cleaner = Cleaner(
+            self.db,
+            lease,
+            sim.msisdn,
+            self.env.carrier,
+            self.env.catalogue_map(),
+            lambda m: self.watch.put(sim.msisdn, m),
+            self.env.cleanup_settings(),
+        )
+        for attempt in range(LAST_CLEANUP_TRIES):
+            try:
+                cleaner.run()
+                return
+            except (CleanupFailed, ModemError) as exc:
+                if attempt == LAST_CLEANUP_TRIES - 1:
+                    self.listener.note(f"SIM {sim.msisdn} still to clean: {exc}")
+                elif not lease.modem.wait_state(LinkState.READY, self.env.carrier_timeout_s):
+                    return
+
+
+def _msisdn(slot: FleetModem) -> str | None:
+    ident = slot.identity
+    return (ident.msisdn if ident else None) or slot.entry.msisdn
+
+
+def open_fleet(
+    config: Config,
+    sink: Callable[[IncomingMessage], None] | None = None,
+    timeout: float = 5.0,
+) -> Fleet:
+    """Every bank of `hardware/`, opened and checked; messages of idle modems go to sink."""
+    banks = load_inventories(config.paths.hardware)
+    settings = FleetSettings(command_timeout=timeout, check_interval=30.0)
+    fleet = Fleet(banks, config.carrier, settings, unsolicited=sink)
+    fleet.open(timeout=timeout * 3)
+    fleet.refresh(timeout=timeout * 4)
+    return fleet
+
+
+class FleetSink:
+    """The fleet's stream of messages for modems nobody holds, bound to a sweep's watch
+    once there is one (the fleet is opened first); earlier messages are kept for it."""
+
+    def __init__(self) -> None:
+        self._watch: Watch | None = None
+        self._early: list[IncomingMessage] = []
+        self._lock = threading.Lock()
+
+    def bind(self, watch: Watch) -> None:
+        with self._lock:
+            self._watch, early, self._early = watch, self._early, []
+        for message in early:
+            watch.put_from_port(message)
+
+    def __call__(self, message: IncomingMessage) -> None:
+        with self._lock:
+            watch = self._watch
+            if watch is None:
+                self._early.append(message)
+                return
+        watch.put_from_port(message)
