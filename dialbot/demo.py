@@ -3,7 +3,8 @@
 It serves a world (the shipped demo world by default) as a virtual modem
 bank, writes a working dialbot.toml beside it (SQLite, a small time scale so
 the flows' windows pass quickly), imports the catalogue the world declares,
-sweeps every service and prints the findings. Everything it writes lives in
+sweeps every service, prints the findings and publishes the period's
+rankings (HTML, PDF, CSV, JSON) under `workdir/reports/out/`. Everything it writes lives in
 `workdir` (default ./var/demo), so the user can look at it afterwards:
 `dialbot --config var/demo/dialbot.toml findings`, `… evidence verify`.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -24,6 +26,8 @@ from dialbot.db.evidence import verify_chain
 from dialbot.flows.loader import load_flows
 from dialbot.flows.summary import ProgressListener, print_report
 from dialbot.flows.sweep import FleetSink, Sweep, SweepReport, open_fleet
+from dialbot.reporting.period import period_of
+from dialbot.reporting.publish import publish_period
 from dialbot.sim.bank import VirtualBank
 from dialbot.sim.catalog import write_catalog
 from dialbot.sim.world import World
@@ -111,6 +115,20 @@ def sweep_world(
     return config, report
 
 
+def publish_rankings(config: Config, console: Console) -> dict[str, Path]:
+    """End the demo the way a real period ends: the rankings, published."""
+    db = open_database(config.database_url)
+    try:
+        period = period_of(datetime.now(UTC))
+        _, written = publish_period(db, period, config.paths.reports)
+    finally:
+        engine_of(db).dispose()
+    console.print(f"rankings for {period.label} published:")
+    for fmt, path in written.items():
+        console.print(f"  {fmt:5} {path}")
+    return written
+
+
 def run_demo(
     world_path: Path | None = None,
     workdir: Path = DEFAULT_WORKDIR,
@@ -122,6 +140,7 @@ def run_demo(
     world = load_world(world_path or demo_world_path())
     config, report = sweep_world(world, Path(workdir), time_scale, console)
     print_report(console, report)
+    publish_rankings(config, console)
     console.print(
         f"Look closer: dialbot --config {config.source} findings --format json · "
         f"dialbot --config {config.source} evidence verify"

@@ -1,54 +1,12 @@
-"""`dialbot demo`: serve the demo world's bank and show what the driver sees in it.
-
-For now the driver is plain python-gsmmodem-new; every modem is connected at
-once, so the slowest make (the Wavecom's +CPIN? without OK costs GsmModem a
-15 s timeout) sets the pace, not the sum.
-"""
+"""`dialbot demo`: the README's main command — the whole system on a virtual bank."""
 
 from __future__ import annotations
 
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from gsmmodem.modem import GsmModem
-from rich.console import Console
-from rich.table import Table
 
-from dialbot.cli.sim import load_world_or_exit
-
-
-@dataclass
-class ModemRow:
-    slot: int
-    port: Path
-    msisdn: str
-    manufacturer: str = "-"
-    model: str = "-"
-    imsi: str = "-"
-    signal: str = "-"
-    error: str = ""
-
-
-def probe(row: ModemRow) -> ModemRow:
-    """Connect with GsmModem and read what a robot would read first."""
-    modem = GsmModem(str(row.port))
-    try:
-        modem.connect()
-        if "^CURC" in (modem._commands or []):
-            modem.write("AT^CURC=0")  # Huawei: stop ^RSSI/^MODE/^BOOT before reading anything
-        row.manufacturer = modem.manufacturer.strip()
-        row.model = modem.model.strip()
-        row.imsi = modem.imsi
-        row.signal = str(modem.signalStrength)
-    except Exception as exc:  # a faulty modem is shown, not fatal
-        row.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        if getattr(modem, "alive", False):
-            modem.close()
-    return row
+from dialbot.demo import DEFAULT_TIME_SCALE, DEFAULT_WORKDIR, run_demo
 
 
 @click.command()
@@ -59,33 +17,20 @@ def probe(row: ModemRow) -> ModemRow:
     default=None,
     help="World file to serve (default: the demo world shipped with dialbot).",
 )
-def demo(world_file: Path | None) -> None:
-    """Start a virtual modem bank, connect to every modem, and show them."""
-    from dialbot.sim.bank import VirtualBank
-    from dialbot.sim.worldfile import demo_world_path
-
-    world = load_world_or_exit(world_file or demo_world_path())
-    console = Console(width=120)
-    with tempfile.TemporaryDirectory(prefix="dialbot-demo-") as tmp:
-        with VirtualBank(world, Path(tmp)) as bank:
-            rows = [
-                ModemRow(card.slot, port, card.msisdn)
-                for card, port in zip(bank.cards, bank.ports, strict=True)
-            ]
-            with console.status(f"connecting to {len(rows)} virtual modems…"):
-                with ThreadPoolExecutor(max_workers=min(64, len(rows))) as pool:
-                    rows = list(pool.map(probe, rows))
-    console.print(modem_table(world.bank_name, rows))
-
-
-def modem_table(bank: str, rows: list[ModemRow]) -> Table:
-    """One row per modem; the error column only when some modem failed."""
-    table = Table(title=f"bank {bank} ({len(rows)} modems)")
-    columns = ["slot", "port", "manufacturer", "model", "IMSI", "signal", "msisdn"]
-    with_errors = any(r.error for r in rows)
-    for column in columns + (["error"] if with_errors else []):
-        table.add_column(column, no_wrap=column != "error")
-    for r in rows:
-        cells = [str(r.slot), r.port.name, r.manufacturer, r.model, r.imsi, r.signal, r.msisdn]
-        table.add_row(*cells, *([r.error] if with_errors else []))
-    return table
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_WORKDIR,
+    show_default=True,
+    help="Where the demo's config, database, bank and reports go.",
+)
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=0.001, max=1.0),
+    default=DEFAULT_TIME_SCALE,
+    show_default=True,
+    help="Multiplier on every flow window ([probe] time_scale).",
+)
+def demo(world_file: Path | None, workdir: Path, time_scale: float) -> None:
+    """Serve the demo world, import its catalogue, sweep it, print findings, publish rankings."""
+    raise SystemExit(run_demo(world_file, workdir, time_scale))

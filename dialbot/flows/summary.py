@@ -109,19 +109,23 @@ def transcript_line(row: EventRow) -> str:
     return f"{at} [dim]{text}[/]"
 
 
+SEVERITY_STYLE = {"critical": "red", "major": "yellow", "minor": "", "quality": "dim"}
+
+
 def findings_table(findings: list[Finding], title: str = "Findings") -> Table:
     """Codes, amounts and evidence never wrap; the detail takes what width is left."""
-    table = Table(title=title)
-    for column in ("SP", "service", "code", "severity", "fen", "at"):
+    table = Table(title=title, caption="[red]critical[/] [yellow]major[/] minor [dim]quality[/]")
+    for column in ("SP", "service", "code", "fen", "at"):
         table.add_column(column, no_wrap=True)
-    table.add_column("evidence", overflow="fold")
-    table.add_column("detail", overflow="fold", ratio=1)
+    table.add_column("evidence", overflow="fold", min_width=8)
+    table.add_column("detail", overflow="fold", ratio=1, min_width=16)
     for f in sorted(findings, key=lambda f: (f.sp_code, f.service_code, f.code)):
         table.add_row(
             escape(f.sp_code or "?"),
             escape(f.service_code or ""),
-            f.code,
-            f.severity,
+            f"[{SEVERITY_STYLE.get(f.severity, '')}]{f.code}[/]"
+            if SEVERITY_STYLE.get(f.severity)
+            else f.code,
             str(f.amount_fen),
             f.observed_at.astimezone(DEFAULT_TZ).strftime("%H:%M:%S"),
             " ".join(str(i) for i in f.evidence),
