@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import logging
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -85,6 +86,7 @@ class Modem:
         self._state_changed = threading.Condition()
         self._gsm: FleetGsmModem | None = None
         self._memories: set[str] = set()
+        self._readable_cache: tuple[FleetGsmModem | None, set[str]] = (None, set())
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
 
@@ -209,7 +211,7 @@ class Modem:
         if gsm.sim_absent:
             return 0  # no SIM, no storage to sweep
         delivered = 0
-        memories: list[str | None] = [*sorted(self._memories)] or [None]
+        memories: list[str | None] = [*sorted(self._memories | self._readable(gsm))] or [None]
         for memory in memories:
             if memory is not None:
                 gsm._setSmsMemory(readDelete=memory)
@@ -225,6 +227,20 @@ class Modem:
             self._deliver(message)
             delivered += 1
         return delivered
+
+    def _readable(self, gsm: FleetGsmModem) -> set[str]:
+        """SIM and phone memories, asked once per connection.
+
+        Messages that arrived before we connected sit where the modem stored
+        them (often "SM"), not in the memory the library then selects ("ME").
+        """
+        if self._readable_cache[0] is not gsm:
+            try:
+                lines = gsm.write("AT+CPMS=?") or []
+            except CommandError:
+                lines = []
+            self._readable_cache = (gsm, readable_memories(lines))
+        return self._readable_cache[1]
 
     # -- URCs (reader thread: never block) -----------------------------------
     def _on_urc(self, line: str) -> None:
@@ -342,6 +358,19 @@ class Modem:
         """Hold the modem for a sequence of operations (e.g. send then wait for the reply)."""
         with self._op_lock:
             yield
+
+
+def readable_memories(cpms_test_reply: list[str]) -> set[str]:
+    """The message memories worth sweeping from an ``AT+CPMS=?`` reply.
+
+    Only "SM" and "ME": "MT" is both of them again, "BM"/"SR" hold broadcasts
+    and status reports.
+    """
+    for line in cpms_test_reply:
+        if line.startswith("+CPMS:"):
+            first = line.split(":", 1)[1].strip().lstrip("(").split(")", 1)[0]
+            return {m for m in re.findall(r'"([A-Z_]+)"', first) if m in ("SM", "ME")}
+    return set()
 
 
 def _describe(exc: BaseException) -> str:
