@@ -97,6 +97,25 @@ def _print(rows: list[dict[str, Any]], fmt: str) -> None:
     Console(width=220).print(table)
 
 
+def _print_all_hosts(ctx: click.Context, fmt: str) -> None:
+    """The banks registry (dialbot.scheduling.hosts): host, worker and last heartbeat."""
+    from datetime import timedelta
+
+    from dialbot.cli._db import open_db
+    from dialbot.scheduling.celery_app import broker_settings
+    from dialbot.scheduling.hosts import HOST_COLUMNS, fleet_status_rows, status_dicts
+
+    stale = timedelta(seconds=broker_settings(get_config(ctx)).stale_after_s)
+    rows = status_dicts(fleet_status_rows(open_db(ctx), stale))
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table(*HOST_COLUMNS)
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in HOST_COLUMNS))
+    Console(width=220).print(table)
+
+
 def _check_services(fleet_: Fleet, slot: FleetModem, reply_timeout: float) -> None:
     """Balance and subscription list of one ready SIM (the `check` pass)."""
     if slot.state != SimState.READY:
@@ -123,9 +142,13 @@ timeout_option = click.option(
 @fleet.command()
 @format_option
 @timeout_option
+@click.option("--all-hosts", is_flag=True, help="Every bank of every host, from the database.")
 @click.pass_context
-def status(ctx: click.Context, fmt: str, timeout: float) -> None:
-    """Health and identity of every modem."""
+def status(ctx: click.Context, fmt: str, timeout: float, all_hosts: bool) -> None:
+    """Health and identity of every modem (--all-hosts: every bank, from the database)."""
+    if all_hosts:
+        _print_all_hosts(ctx, fmt)
+        return
     config = get_config(ctx)
     fleet_ = _open_fleet(config, timeout)
     try:
