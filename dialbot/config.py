@@ -90,8 +90,12 @@ def _alerts(table: Any, name: str) -> Any:
     return parse_alerts(table, name)
 
 
+# timings are validated by dialbot.scheduling.celery_app.broker_settings
+BROKER_KEYS = ("url", "heartbeat_s", "stale_after_s", "claim_timeout_s", "visibility_timeout_s")
+
+
 def _broker(table: dict[str, Any], name: str) -> str | None:
-    _only(table, ("url",), "broker", name)
+    _only(table, BROKER_KEYS, "broker", name)
     return os.environ.get("DIALBOT_BROKER_URL") or _string(table, "url", "broker", name)
 
 

@@ -11,7 +11,7 @@ def test_alerts_and_broker_sections(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     cfg = tmp_path / "dialbot.toml"
     cfg.write_text(
         '[alerts]\nwebhook_url = "http://127.0.0.1:9/hook"\n'
-        '[broker]\nurl = "redis://127.0.0.1:6379/0"\n',
+        '[broker]\nurl = "redis://127.0.0.1:6379/0"\nheartbeat_s = 5\n',
         encoding="utf-8",
     )
     config = load_config(cfg)
