@@ -12,6 +12,7 @@ rankings (HTML, PDF, CSV, JSON) under `workdir/reports/out/`. Everything it writ
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +73,9 @@ def write_config(workdir: Path, world: World, time_scale: float) -> Path:
 
 def prepare(workdir: Path, world: World, time_scale: float) -> Config:
     """A fresh demo folder: config, empty database (previous demo removed), catalogue."""
+    # The demo's data is fake: it must never land in a database the environment
+    # points at (DIALBOT_DATABASE_URL may name production). Its own SQLite only.
+    os.environ.pop("DIALBOT_DATABASE_URL", None)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "hardware").mkdir(exist_ok=True)
     for old in workdir.glob("dialbot.db*"):

@@ -19,7 +19,7 @@ BANK_KEYS = {"name", "region", "driver"}
 MODEM_KEYS = {"slot", "port", "baud", "pin", "msisdn", "retired"}
 _MSISDN = re.compile(r"\+?\d{5,20}")
 _PIN = re.compile(r"\d{4,8}")
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # the database keeps 64 characters
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def load_inventory(path: Path) -> Bank:
     assert name is not None
     if not _NAME.fullmatch(name):
         raise ConfigError(
-            file, "bank.name", "use letters, digits, '-', '_' or '.' (it names a queue)"
+            file, "bank.name", "1 to 64 letters, digits, '-', '_' or '.' (it names a queue)"
         )
     driver = _str(bank, "driver", "bank", file) or "serial"
     if driver not in DRIVERS:

@@ -98,6 +98,7 @@ def test_inventory_loaded(tmp_path: Path) -> None:
     ("old", "new", "key"),
     [
         ('name = "bj-01"', 'name = "bj 01"', "bank.name"),
+        ('name = "bj-01"', 'name = "' + "b" * 65 + '"', "bank.name"),
         ('driver = "serial"', 'driver = "usb"', "bank.driver"),
         ("slot = 2", "slot = 1", "modem[2].slot"),
         ("slot = 2", 'slot = "2"', "modem[2].slot"),
