@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from flowrig import generate, write_world
 
 from dialbot.cli import cli
 
 
-def test_demo_sweeps_and_publishes(tmp_path: Path) -> None:
+def test_demo_sweeps_and_publishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the demo's fake data must never go where the environment points (production?)
+    monkeypatch.setenv("DIALBOT_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/production")
     data, expected = generate(seed=41, knobs=["double"], honest=2, modems=3)
     world = write_world(tmp_path, data)
     workdir = tmp_path / "demo"
@@ -20,6 +23,7 @@ def test_demo_sweeps_and_publishes(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "evidence chain: intact" in result.output
+    assert (workdir / "dialbot.db").is_file()
     bad = [key for key, codes in expected.items() if codes]
     assert len(bad) == 1 and bad[0][1] in result.output
     out = workdir / "reports" / "out"
