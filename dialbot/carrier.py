@@ -11,10 +11,29 @@ from typing import Any
 
 from dialbot.errors import ConfigError
 
+REGEX_KEYS = frozenset(
+    {"balance_reply", "subscriptions_none", "subscriptions_item", "subscriptions_reply", "notices"}
+)
+
 
 @dataclass(frozen=True)
 class CarrierProfile:
-    """China Mobile's conventions by default; every field can be overridden."""
+    """China Mobile's conventions by default; every field can be overridden.
+
+    Two keys exist because the carrier also writes on its own: right after an
+    order it sends an order notice (`订购提醒：您已成功订购由{SP}提供的{业务}，
+    10元/月（由中国移动代收费）…`) from a number under the service number, which
+    may arrive just before the answer to a query, and whose `…（…）` the item
+    regex would read as a listed service. So:
+
+    - `subscriptions_reply` (regex): the reply *is* the subscription list
+      (`您已订购以下业务：…`); only such a reply, or one matching
+      `subscriptions_none`, is taken as the answer to `subscriptions_query`,
+      and items are only read from it;
+    - `notices` (regex): a notice the carrier sends by itself (order, charge
+      reminders); never taken as the answer to any query or to `cancel_all`
+      (it is still recorded as evidence).
+    """
 
     service_number: str = "10086"
     balance_query: str = "CXYE"
@@ -22,7 +41,9 @@ class CarrierProfile:
     subscriptions_query: str = "0000"
     subscriptions_none: str = "没有订购"
     subscriptions_item: str = r"(?P<service>[^、；;：:，,（(]+)（(?P<sp>[^）)]+)）"
+    subscriptions_reply: str = r"已订购以下|订购了以下|以下业务|订购的业务(?:有|如下)"
     cancel_all: str = "00000"
+    notices: str = r"(?:订购|点播|扣费|计费|消费)提醒"
     confirm_reply: str = "Y"
     mo_sms_fee_fen: int = 0
 
@@ -54,7 +75,7 @@ class CarrierProfile:
                 raise ConfigError(file, f"{where}.{key}", "must not be negative")
             if want is str and not isinstance(value, str):
                 raise ConfigError(file, f"{where}.{key}", "must be a string")
-            if key in ("balance_reply", "subscriptions_none", "subscriptions_item"):
+            if key in REGEX_KEYS:
                 try:
                     re.compile(value)
                 except re.error as exc:

@@ -229,6 +229,23 @@ def events_for_run(session_factory: sessionmaker[Session], run_id: int) -> list[
         return [_to_row(m) for m in result.mappings()]
 
 
+def events_of_sim(
+    session_factory: sessionmaker[Session], sim: str, kinds: Iterable[str], since: datetime
+) -> list[EventRow]:
+    """A SIM's events of these kinds from `since` on (any run, or none), in chain order."""
+    with session_factory() as session:
+        result = session.execute(
+            select(_EVENTS)
+            .where(
+                _EVENTS.c.sim == sim,
+                _EVENTS.c.kind.in_(sorted(set(kinds))),
+                _EVENTS.c.at >= since,
+            )
+            .order_by(_EVENTS.c.id)
+        )
+        return [_to_row(m) for m in result.mappings()]
+
+
 def events_by_id(session_factory: sessionmaker[Session], ids: Iterable[int]) -> list[EventRow]:
     """The events a finding cites, in chain order."""
     wanted = sorted(set(ids))

@@ -10,6 +10,7 @@ restart. Discharging is idempotent, so a redelivered task cannot undo it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,6 +90,23 @@ def pending_for_sim(session_factory: sessionmaker[Session], sim: str) -> list[Ob
         rows = session.scalars(
             select(CleanupObligation)
             .where(CleanupObligation.sim == sim, CleanupObligation.discharged_at.is_(None))
+            .order_by(CleanupObligation.id)
+        )
+        return [_snapshot(r) for r in rows]
+
+
+def orders_of_sim(
+    session_factory: sessionmaker[Session], sim: str, sp_codes: Iterable[str]
+) -> list[Obligation]:
+    """Every obligation of the SIM with these SPs, discharged or not, oldest first: each is
+    one order a probe placed, and its discharge says when the list stopped showing it."""
+    codes = sorted(set(sp_codes))
+    if not codes:
+        return []
+    with session_factory() as session:
+        rows = session.scalars(
+            select(CleanupObligation)
+            .where(CleanupObligation.sim == sim, CleanupObligation.sp_code.in_(codes))
             .order_by(CleanupObligation.id)
         )
         return [_snapshot(r) for r in rows]

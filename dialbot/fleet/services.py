@@ -85,12 +85,18 @@ class CarrierServices:
         number = self.profile.service_number
         return sender.startswith(number) or sender.startswith("86" + number)
 
+    def _reply_to_query(self, message: IncomingMessage, accept: re.Pattern[str] | None) -> bool:
+        """From the carrier, not one of its own notices, and (when given) what `accept` finds."""
+        if not self._from_carrier(message) or re.search(self.profile.notices, message.text):
+            return False
+        return accept is None or bool(accept.search(message.text))
+
     def _ask(self, text: str, accept: re.Pattern[str] | None) -> IncomingMessage:
-        """Send text to the service number and take the first carrier reply that accepts."""
+        """Send text to the service number and take the first carrier reply that accepts
+        (a message it does not take stays with the lease: recorded later, never lost)."""
         self.lease.send_sms(self.profile.service_number, text)
         reply = self.lease.wait_message(
-            lambda m: self._from_carrier(m) and (accept is None or bool(accept.search(m.text))),
-            self.reply_timeout,
+            lambda m: self._reply_to_query(m, accept), self.reply_timeout
         )
         if reply is None:
             raise CarrierReplyError(
@@ -122,27 +128,31 @@ class CarrierServices:
         return Balance(yuan_to_fen(match.group("yuan")), via, evidence)
 
     def _list_pattern(self) -> re.Pattern[str]:
+        """A list reply: it says there are none, or it is the list (never just an item)."""
         return re.compile(
-            f"(?:{self.profile.subscriptions_none})|(?:{self.profile.subscriptions_item})"
+            f"(?:{self.profile.subscriptions_none})|(?:{self.profile.subscriptions_reply})"
         )
+
+    def listed_in(self, text: str) -> tuple[Subscription, ...]:
+        """The items of a reply that is a subscription list; () for any other reply."""
+        if re.search(self.profile.subscriptions_none, text):
+            return ()
+        if not re.search(self.profile.subscriptions_reply, text):
+            return ()
+        return parse_items(text, self.profile)
 
     def subscriptions(self) -> SubscriptionList:
         """Every active subscription of the SIM, parsed from the (multipart) list reply."""
         query = self.profile.subscriptions_query
         reply = self._ask(query, self._list_pattern())
         evidence = Evidence(query, self.profile.service_number, reply.text, (reply,))
-        if re.search(self.profile.subscriptions_none, reply.text):
-            return SubscriptionList((), evidence)
-        return SubscriptionList(parse_items(reply.text, self.profile), evidence)
+        return SubscriptionList(self.listed_in(reply.text), evidence)
 
     def cancel_all(self) -> CancelAll:
-        """Send the carrier's cancel-all; acknowledged when the reply lists nothing remaining."""
+        """Send the carrier's cancel-all; acknowledged when the reply lists nothing remaining
+        (a carrier without cancel-all answers with the list: its items remain)."""
         text = self.profile.cancel_all
         reply = self._ask(text, None)
-        remaining = (
-            ()
-            if re.search(self.profile.subscriptions_none, reply.text)
-            else parse_items(reply.text, self.profile)
-        )
+        remaining = self.listed_in(reply.text)
         evidence = Evidence(text, self.profile.service_number, reply.text, (reply,))
         return CancelAll(not remaining, remaining, evidence)

@@ -34,6 +34,7 @@ from dialbot.flows.model import (
 LINE = "__line__"
 FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "custom")
 PLACEHOLDERS = {"subscribe", "use", "cancel"}
+FLOW_NAME_MAX = 64  # the length of runs.flow (dialbot.db.models.Run)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -192,6 +193,8 @@ def parse_flow(text: str, file: str) -> Flow:
     name = data.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
         raise FlowError(file, "line 1", "name: required, lowercase letters, digits, - and _")
+    if len(name) > FLOW_NAME_MAX:  # every run stores it; PostgreSQL would refuse a longer one
+        raise FlowError(file, "line 1", f"name: at most {FLOW_NAME_MAX} characters")
     kind = data.get("kind", "custom")
     if kind not in FLOW_KINDS:
         raise FlowError(file, "line 1", f"kind: {kind!r} is not one of {', '.join(FLOW_KINDS)}")

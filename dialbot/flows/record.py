@@ -54,7 +54,7 @@ class Recorder:
     def __init__(
         self,
         db: sessionmaker[Session],
-        sim: str,
+        sim: str | None,
         run_id: int | None = None,
         on_event: EventSink | None = None,
     ) -> None:

@@ -35,6 +35,7 @@ from dialbot.db.runs import create_run, heartbeat, transition
 from dialbot.errors import DialbotError, ModemError
 from dialbot.fleet import Lease
 from dialbot.flows.cleanup import Cleaner, CleanupFailed, CleanupSettings
+from dialbot.flows.history import past_orders
 from dialbot.flows.model import CancelAll, Flow, Subscriptions
 from dialbot.flows.record import Recorder, now, to_judge_event
 from dialbot.flows.steps import StepRunner, effective_steps
@@ -247,6 +248,8 @@ def _judge_and_store(
         carrier=env.carrier,
         catalogue=env.catalogue,
         legit=legit,
+        # what the SP sent before this order is judged by the SIM's earlier orders with it
+        history=past_orders(env.db, sim.msisdn, env.carrier, [service.sp_code] if service else []),
     )
     findings = judge(record)
     record_findings(env.db, outcome.run_id, [to_new_finding(f, sim.msisdn) for f in findings])
@@ -255,7 +258,7 @@ def _judge_and_store(
     transition(env.db, outcome.run_id, RunState.DONE)
 
 
-def to_new_finding(finding: Finding, sim: str) -> NewFinding:
+def to_new_finding(finding: Finding, sim: str | None) -> NewFinding:
     return NewFinding(
         code=finding.code,
         severity=finding.severity,

@@ -19,41 +19,28 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.config import Config
 from dialbot.db.catalogue import ServiceView, list_services
-from dialbot.db.engine import write_session
-from dialbot.db.models import TERMINAL_STATES, Run, RunState
+from dialbot.db.models import RunState
 from dialbot.db.obligations import Obligation, pending_for_sim
-from dialbot.db.runs import upsert_sim
-from dialbot.db.types import utcnow
-from dialbot.errors import ModemError
-from dialbot.fleet import (
-    Fleet,
-    FleetModem,
-    FleetSettings,
-    Lease,
-    NoModemAvailable,
-    SimState,
-    load_inventories,
-)
-from dialbot.flows.cleanup import Cleaner, CleanupFailed
+from dialbot.fleet import Fleet, FleetModem, Lease, NoModemAvailable, SimState
 from dialbot.flows.model import Flow
-from dialbot.flows.record import now
-from dialbot.flows.runner import ProbeEnv, RunOutcome, SimRef, run_flow, service_info
-from dialbot.flows.watch import Watch, WatchResult
+from dialbot.flows.runner import RunOutcome, SimRef, service_info
+from dialbot.flows.runtime import local_runtime as local_runtime  # the scheduler's runtime
+from dialbot.flows.station import BENCH_AFTER_FAULTS, Station, sim_msisdn
+from dialbot.flows.station import FleetSink as FleetSink
+from dialbot.flows.station import abort_unfinished as abort_unfinished
+from dialbot.flows.station import open_fleet as open_fleet
+from dialbot.flows.watch import WatchResult
 from dialbot.judge.model import Finding
-from dialbot.modem import IncomingMessage, LinkState
+from dialbot.modem import LinkState
 
 MAX_ATTEMPTS = 3
-BENCH_AFTER_FAULTS = 2
-LAST_CLEANUP_TRIES = 3
 
 
 @dataclass
@@ -142,18 +129,6 @@ def reachable(service: ServiceView, region: str | None) -> bool:
     return service.region is None or region is None or service.region == region
 
 
-def abort_unfinished(db: sessionmaker[Session], sim_id: int) -> int:
-    """Runs of this SIM left unfinished by a process that died: aborted, never judged."""
-    open_states = [s.value for s in RunState if s not in TERMINAL_STATES]
-    with write_session(db) as session:
-        runs = list(
-            session.scalars(select(Run).where(Run.sim_id == sim_id, Run.state.in_(open_states)))
-        )
-        for run in runs:
-            run.move_to(RunState.ABORTED, at=utcnow(), error="the process ended before the run")
-        return len(runs)
-
-
 class Sweep:
     """Runs a plan over every ready modem of a fleet (see the module docstring)."""
 
@@ -175,12 +150,9 @@ class Sweep:
         self.listener = listener or SilentListener()
         self.max_attempts = max_attempts
         catalogue = tuple(service_info(s) for s in everything)
-        self.watch = Watch(db, config.carrier, catalogue, grace_s=config.probe.time_scale * 120)
-        self.env = ProbeEnv(db, config.carrier, config.probe.time_scale, catalogue, self.watch.put)
-        for slot in fleet.slots:  # messages of idle modems are told apart by port
-            msisdn = _msisdn(slot)
-            if msisdn:
-                self.watch.register(msisdn, None, slot.entry.port)
+        self.station = Station(db, config, fleet, catalogue)
+        self.watch = self.station.watch
+        self.env = self.station.env
         self.report = SweepReport()
         self._cond = threading.Condition()
         self._queue: list[Task] = []
@@ -222,7 +194,7 @@ class Sweep:
         return self.report
 
     def _pending(self, slot: FleetModem) -> list[Obligation]:
-        msisdn = _msisdn(slot)
+        msisdn = sim_msisdn(slot)
         return pending_for_sim(self.db, msisdn) if msisdn else []
 
     @staticmethod
@@ -305,25 +277,10 @@ class Sweep:
                 raise
 
     def _serve(self, lease: Lease, slot: FleetModem, label: str) -> None:
-        msisdn = _msisdn(slot)
-        if not msisdn:
+        sim = self.station.enrol(slot)
+        if sim is None:
             self._bench(label, "the SIM's number is unknown")
             return
-        ident = slot.identity
-        sim = SimRef(
-            upsert_sim(
-                self.db,
-                msisdn,
-                imsi=ident.imsi if ident else None,
-                iccid=ident.iccid if ident else None,
-                bank=slot.bank.name,
-                slot=slot.entry.slot,
-            ),
-            msisdn,
-        )
-        self.watch.register(msisdn, sim.id, slot.entry.port)
-        assert sim.id is not None
-        abort_unfinished(self.db, sim.id)
         healthy = self._hygiene(lease, sim, label) and self._probe(lease, sim, slot, label)
         self._wait_all_done()
         if healthy:
@@ -335,9 +292,7 @@ class Sweep:
         """Take tasks until there are none; False when the modem had to be benched."""
         faults = 0
         while (task := self._take(label, slot.bank.region)) is not None:
-            start = now()
-            outcome = run_flow(self.env, task.flow, lease, sim, task.service, task.retry_of)
-            self.watch.contact(sim.msisdn, task.service.sp_code, start, now())
+            outcome = self.station.probe(lease, sim, task.flow, task.service, task.retry_of)
             self._done(task, outcome, label)
             if outcome.state is RunState.INFRA_FAILED:
                 faults += 1
@@ -352,7 +307,7 @@ class Sweep:
     def _hygiene(self, lease: Lease, sim: SimRef, label: str, tries: int = 2) -> bool:
         """A hygiene run (retried once after a modem fault); False benches the modem."""
         for _ in range(tries):
-            outcome = run_flow(self.env, self.flows["hygiene"], lease, sim, None)
+            outcome = self.station.probe(lease, sim, self.flows["hygiene"], None)
             with self._cond:
                 self.report.hygiene.append(outcome)
             if outcome.state is RunState.DONE and not outcome.cleanup_error:
@@ -362,70 +317,6 @@ class Sweep:
 
     def _last_cleanup(self, lease: Lease, sim: SimRef) -> None:
         """A benched modem that answers again still discharges its SIM's obligations."""
-        if not pending_for_sim(self.db, sim.msisdn):
-            return
-        if lease.modem.state != LinkState.READY and not lease.modem.wait_state(
-            LinkState.READY, self.env.carrier_timeout_s
-        ):
-            return
-        cleaner = Cleaner(
-            self.db,
-            lease,
-            sim.msisdn,
-            self.env.carrier,
-            self.env.catalogue_map(),
-            lambda m: self.watch.put(sim.msisdn, m),
-            self.env.cleanup_settings(),
-        )
-        for attempt in range(LAST_CLEANUP_TRIES):
-            try:
-                cleaner.run()
-                return
-            except (CleanupFailed, ModemError) as exc:
-                if attempt == LAST_CLEANUP_TRIES - 1:
-                    self.listener.note(f"SIM {sim.msisdn} still to clean: {exc}")
-                elif not lease.modem.wait_state(LinkState.READY, self.env.carrier_timeout_s):
-                    return
-
-
-def _msisdn(slot: FleetModem) -> str | None:
-    ident = slot.identity
-    return (ident.msisdn if ident else None) or slot.entry.msisdn
-
-
-def open_fleet(
-    config: Config,
-    sink: Callable[[IncomingMessage], None] | None = None,
-    timeout: float = 5.0,
-) -> Fleet:
-    """Every bank of `hardware/`, opened and checked; messages of idle modems go to sink."""
-    banks = load_inventories(config.paths.hardware)
-    settings = FleetSettings(command_timeout=timeout, check_interval=30.0)
-    fleet = Fleet(banks, config.carrier, settings, unsolicited=sink)
-    fleet.open(timeout=timeout * 3)
-    fleet.refresh(timeout=timeout * 4)
-    return fleet
-
-
-class FleetSink:
-    """The fleet's stream of messages for modems nobody holds, bound to a sweep's watch
-    once there is one (the fleet is opened first); earlier messages are kept for it."""
-
-    def __init__(self) -> None:
-        self._watch: Watch | None = None
-        self._early: list[IncomingMessage] = []
-        self._lock = threading.Lock()
-
-    def bind(self, watch: Watch) -> None:
-        with self._lock:
-            self._watch, early, self._early = watch, self._early, []
-        for message in early:
-            watch.put_from_port(message)
-
-    def __call__(self, message: IncomingMessage) -> None:
-        with self._lock:
-            watch = self._watch
-            if watch is None:
-                self._early.append(message)
-                return
-        watch.put_from_port(message)
+        error = self.station.clean(lease, sim)
+        if error is not None:
+            self.listener.note(f"SIM {sim.msisdn} still to clean: {error}")

@@ -1,14 +1,19 @@
 """The watch: every message that reaches a SIM outside a probe of its sender.
 
 Whatever arrives while a SIM is idle, or during a probe of another SP, is
-recorded at once (as a `watch` run of that SIM) and judged later as such: an
-SP that writes to a SIM with no subscription with it is sending spam
-(UNSOLICITED_MESSAGE); a carrier notice of an order nobody placed is an
+recorded at once (as a `watch` run of that SIM) and judged later as such,
+against the SIM's history with the sender (`dialbot.flows.history`, read
+from the database, so a restarted process judges alike): an SP that writes
+to a SIM that never had a subscription with it is sending spam
+(UNSOLICITED_MESSAGE); one that keeps writing after the SIM's subscription
+was cancelled and the cancellation acknowledged, MESSAGE_AFTER_CANCEL; while
+a subscription may still be active, nothing (a failed cancel is
+CANCEL_FAILED). A carrier notice of an order nobody placed is an
 unsolicited subscription.
 
 Fairness: a message from an SP the SIM dealt with moments ago (a late reply
-to a probe or to a cleanup's cancel keyword) is recorded but not judged as
-spam — what an SP sends after a cancellation is judged by the probe that
+to a probe or to a cleanup's cancel keyword) is recorded but not judged —
+what an SP sends right after a cancellation is judged by the probe that
 cancelled, which keeps watching for that. `grace_s` is that moment.
 """
 
@@ -26,12 +31,13 @@ from dialbot.db.findings import record_findings
 from dialbot.db.models import RunState
 from dialbot.db.obligations import pending_for_sim
 from dialbot.db.runs import create_run, transition
+from dialbot.flows.history import past_orders
 from dialbot.flows.intake import national
 from dialbot.flows.record import Recorder, now, to_judge_event
 from dialbot.flows.runner import to_new_finding
 from dialbot.judge import judge
 from dialbot.judge.classify import is_carrier, parse_notice
-from dialbot.judge.model import Finding, RunRecord, ServiceInfo
+from dialbot.judge.model import Finding, PastOrder, RunRecord, ServiceInfo
 from dialbot.judge.timeline import find_by_sender, notice_matches
 from dialbot.modem import IncomingMessage
 
@@ -42,13 +48,14 @@ class _Open:
 
     run_id: int
     recorder: Recorder
+    sim: str | None  # None: a modem whose SIM's number is unknown
     judged: list[EventRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class WatchResult:
     run_id: int
-    sim: str
+    sim: str | None
     findings: list[Finding]
     messages: int
 
@@ -88,21 +95,34 @@ class Watch:
             self._contacts[(msisdn, sp_code)] = (start, end)
 
     def put_from_port(self, message: IncomingMessage) -> None:
-        """A message from a modem nobody holds (the fleet's unsolicited stream)."""
+        """A message from a modem nobody holds (the fleet's unsolicited stream).
+
+        A modem whose SIM's number is unknown still has its messages recorded
+        and judged, in a watch run of its port; the evidence names no SIM
+        (the port is in the event's data): a device path is not an MSISDN,
+        and PostgreSQL would refuse it in the MSISDN columns.
+        """
         with self._lock:
             msisdn = self._ports.get(message.port)
-        self.put(msisdn or message.port, message)
+        if msisdn is None:
+            self._put(f"port {message.port}", None, message)
+        else:
+            self.put(msisdn, message)
 
     def put(self, msisdn: str, message: IncomingMessage) -> None:
         """Record the message now; keep it for judging unless it is a late reply."""
+        self._put(msisdn, msisdn, message)
+
+    def _put(self, key: str, msisdn: str | None, message: IncomingMessage) -> None:
         with self._lock:
-            current = self._open.get(msisdn)
+            current = self._open.get(key)
             if current is None:
-                info = create_run(self.db, "watch", sim_id=self._sim_ids.get(msisdn))
+                sim_id = self._sim_ids.get(msisdn) if msisdn else None
+                info = create_run(self.db, "watch", sim_id=sim_id)
                 transition(self.db, info.id, RunState.RUNNING)
-                current = _Open(info.id, Recorder(self.db, msisdn, info.id))
-                self._open[msisdn] = current
-            late = self._late_reply(msisdn, message)
+                current = _Open(info.id, Recorder(self.db, msisdn, info.id), msisdn)
+                self._open[key] = current
+            late = msisdn is not None and self._late_reply(msisdn, message)
             row = current.recorder.sms_in(message, watch="late_reply" if late else "judged")
             if not late:
                 current.judged.append(row)
@@ -127,16 +147,27 @@ class Watch:
         """Services the SIM may legitimately hear from: those it still has obligations for."""
         return frozenset((ob.sp_code, ob.service_code) for ob in pending_for_sim(self.db, msisdn))
 
+    def _history(self, msisdn: str, rows: list[EventRow]) -> tuple[PastOrder, ...]:
+        """The SIM's past orders with the SPs behind these messages (from the database)."""
+        senders = (national(row.peer or "") for row in rows if row.kind == "sms_in")
+        sps = {
+            s.sp_code
+            for peer in senders
+            if not is_carrier(peer, self.carrier)
+            and (s := find_by_sender(peer, self.catalogue)) is not None
+        }
+        return past_orders(self.db, msisdn, self.carrier, sps)
+
     def judge_all(self) -> list[WatchResult]:
         """Judge and close every open watch run (call when the SIMs are idle, e.g. sweep end)."""
         with self._lock:
             opened, self._open = self._open, {}
             results = []
-            for msisdn, current in opened.items():
-                results.append(self._judge(msisdn, current))
+            for current in opened.values():
+                results.append(self._judge(current))
             return results
 
-    def _judge(self, msisdn: str, current: _Open) -> WatchResult:
+    def _judge(self, current: _Open) -> WatchResult:
         transition(self.db, current.run_id, RunState.JUDGING)
         record = RunRecord(
             run_id=current.run_id,
@@ -145,9 +176,11 @@ class Watch:
             observed_until=now(),
             carrier=self.carrier,
             catalogue=self.catalogue,
-            legit=self._legit(msisdn),
+            legit=self._legit(current.sim) if current.sim else frozenset(),
+            history=self._history(current.sim, current.judged) if current.sim else (),
         )
         findings = judge(record) if current.judged else []
-        record_findings(self.db, current.run_id, [to_new_finding(f, msisdn) for f in findings])
+        new = [to_new_finding(f, current.sim) for f in findings]
+        record_findings(self.db, current.run_id, new)
         transition(self.db, current.run_id, RunState.DONE)
-        return WatchResult(current.run_id, msisdn, findings, len(current.recorder.rows))
+        return WatchResult(current.run_id, current.sim, findings, len(current.recorder.rows))

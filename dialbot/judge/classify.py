@@ -273,7 +273,6 @@ _ORDER_NOTICE = re.compile(
     r"(?:订购|点播|扣费|计费|消费)提醒|由.{1,30}?提供的|已.{0,4}(?:扣费|扣除|收取)"
 )
 _CANCEL_ALL_ACK = re.compile(r"已(?:成功|经|为您)?(?:退订|取消)|退订成功|取消成功")
-_LIST = re.compile(r"已订购以下|以下业务|订购了以下|订购的业务(?:有|如下)")
 
 
 def is_carrier(peer: str, carrier: CarrierProfile) -> bool:
@@ -337,15 +336,21 @@ def parse_balance(text: str, carrier: CarrierProfile) -> int | None:
     return None
 
 
+def _says_list(text: str, carrier: CarrierProfile) -> bool:
+    """The reply is the subscription list (the profile's `subscriptions_reply`): what tells it
+    from an order notice, whose `…（由中国移动代收费）` the item regex would also match."""
+    return any(re.search(carrier.subscriptions_reply, t) for t in (text, normalize(text)))
+
+
 def _is_list(text: str, carrier: CarrierProfile) -> bool:
-    return bool(re.search(carrier.subscriptions_none, text) or _LIST.search(normalize(text)))
+    return bool(re.search(carrier.subscriptions_none, text) or _says_list(text, carrier))
 
 
 def parse_subscriptions(text: str, carrier: CarrierProfile) -> tuple[ListedItem, ...] | None:
     """The items of a carrier subscription list; () when it says none; None if not a list."""
     if re.search(carrier.subscriptions_none, text):
         return ()
-    if not _LIST.search(normalize(text)):
+    if not _says_list(text, carrier):
         return None
     items: list[ListedItem] = []
     for m in re.finditer(carrier.subscriptions_item, text):

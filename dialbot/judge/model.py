@@ -98,6 +98,31 @@ class Action:
 
 
 @dataclass(frozen=True)
+class PastOrder:
+    """One order a probe placed on this SIM, and how it ended, as the evidence log tells it.
+
+    Built from the database (obligations and the SIM's events), so it survives
+    a restart. `ended_at` is when the carrier's list no longer showed it (the
+    obligation was discharged; None: it may still be active). `cancel_acked_at`
+    is set only when the SIM did have the subscription and its cancellation
+    was acknowledged (the SP's 成功退订, the carrier's cancel-all reply, or the
+    list after a cancel); `evidence` holds the events that show it. An order
+    that ended without it (declined, never active) gave the SIM no subscription.
+    """
+
+    sp_code: str
+    service_code: str
+    ordered_at: datetime
+    ended_at: datetime | None = None
+    cancel_acked_at: datetime | None = None
+    evidence: tuple[int, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.sp_code, self.service_code)
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """Everything the judge needs about one run.
 
@@ -107,7 +132,9 @@ class RunRecord:
     (sp_code, service_code) pairs that probes legitimately ordered on this SIM
     and that may still be active (their own runs judge them). `observed_until`
     is when the run stopped recording: an answer that was never waited for
-    cannot be missing.
+    cannot be missing. `history` is the SIM's past orders (watch runs): what
+    tells a message after a cancellation from spam to a SIM that never had a
+    subscription with the SP.
     """
 
     run_id: int
@@ -120,6 +147,7 @@ class RunRecord:
     catalogue: tuple[ServiceInfo, ...] = ()
     legit: frozenset[tuple[str, str]] = frozenset()
     infra_failed: bool = False
+    history: tuple[PastOrder, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from datetime import datetime
 
 from dialbot.judge.charges import Attribution, Part, Phase
 from dialbot.judge.classify import MsgClass, check_prompt, stated_price
-from dialbot.judge.model import Action, ActionKind, Finding, ServiceInfo, Severity
+from dialbot.judge.history import REPLIES, unwanted
+from dialbot.judge.model import Action, ActionKind, Finding, PastOrder, ServiceInfo, Severity
 from dialbot.judge.timeline import Intruder, Mark, Msg, Timeline, between, mark
 
 SEVERITY: dict[str, Severity] = {
@@ -39,7 +40,6 @@ SEVERITY: dict[str, Severity] = {
 }
 
 _ACTIVE = (MsgClass.WELCOME, MsgClass.CONTENT)
-_NOT_A_MESSAGE_AFTER_CANCEL = (MsgClass.CANCEL_ACK, MsgClass.NEGATIVE, MsgClass.ALREADY)
 
 
 @dataclass
@@ -397,42 +397,43 @@ def prompt_incomplete(case: Case) -> list[Finding]:
 
 
 def message_after_cancel(case: Case) -> list[Finding]:
+    out = [_after_cancel(order, msgs) for order, msgs in unwanted(case.tl).after_cancel.values()]
     tl = case.tl
     if not case.probe or tl.ack is None:
-        return []
-    late = [m for m in tl.sp_msgs(mark(tl.ack.event)) if m.cls not in _NOT_A_MESSAGE_AFTER_CANCEL]
-    if not late:
-        return []
-    return [
-        finding(
-            "MESSAGE_AFTER_CANCEL",
-            case.service,
-            0,
-            late[0].event.at,
-            [tl.ack.event.id, *[m.event.id for m in late]],
-            f"{len(late)} message(s) after the cancellation was acknowledged",
+        return out
+    late = [m for m in tl.sp_msgs(mark(tl.ack.event)) if m.cls not in REPLIES]
+    if late:
+        out.append(
+            finding(
+                "MESSAGE_AFTER_CANCEL",
+                case.service,
+                0,
+                late[0].event.at,
+                [tl.ack.event.id, *[m.event.id for m in late]],
+                f"{len(late)} message(s) after the cancellation was acknowledged",
+            )
         )
-    ]
+    return out
+
+
+def _after_cancel(order: PastOrder, msgs: list[Msg]) -> Finding:
+    """Messages, outside any probe, after an earlier run's cancellation was acknowledged."""
+    acked = order.cancel_acked_at.isoformat(timespec="seconds") if order.cancel_acked_at else "?"
+    return finding(
+        "MESSAGE_AFTER_CANCEL",
+        None,
+        0,
+        msgs[0].event.at,
+        [*order.evidence, *[m.event.id for m in msgs]],
+        f"{len(msgs)} message(s) after the cancellation was acknowledged ({acked})",
+        sp_code=order.sp_code,
+        service_code=order.service_code,
+    )
 
 
 def unsolicited_message(case: Case) -> list[Finding]:
-    tl = case.tl
-    legit_sps = {sp for sp, _ in tl.run.legit}
-    probed_sp = case.service.sp_code if case.service else None
-    order = mark(tl.order) if tl.order else None
-    by_sender: dict[str, list[Msg]] = {}
-    for m in tl.msgs:
-        if m.carrier:
-            continue
-        sp = m.sender.sp_code if m.sender else ""
-        if sp and sp in legit_sps:
-            continue
-        if sp and sp == probed_sp and order is not None and mark(m.event) > order:
-            continue  # the probe is talking to this SP: judged by the other rules
-        key = sp or m.event.peer
-        by_sender.setdefault(key, []).append(m)
     out = []
-    for key, msgs in by_sender.items():
+    for key, msgs in unwanted(case.tl).spam.items():
         sender = msgs[0].sender
         out.append(
             finding(

@@ -27,7 +27,7 @@ SCHEDULE = """
 name = "night"
 cron = "0 1 * * *"
 window_end = "05:30"
-flows = ["decline"]
+flows = [{flows}]
 coverage = "month"
 per_sp_concurrency = 2
 """
@@ -69,6 +69,7 @@ class Cluster:
     extra_env: dict[str, str] = field(default_factory=dict)
     worker_runtime: str = "stub_runtime:runtime"
     time_scale: float = 0.001
+    flows: str = '"decline"'
 
     @property
     def ledger(self) -> Path:
@@ -125,7 +126,9 @@ class Cluster:
     def controller(self) -> subprocess.Popen[bytes]:
         config = self.host_config("controller", "")
         (self.root / "controller" / "schedules").mkdir(exist_ok=True)
-        (self.root / "controller" / "schedules" / "night.toml").write_text(SCHEDULE)
+        (self.root / "controller" / "schedules" / "night.toml").write_text(
+            SCHEDULE.replace("{flows}", self.flows)
+        )
         return subprocess.Popen(
             [sys.executable, "-m", "dialbot", "schedule", "run", "night", "--window", "10",
              "--runtime", "dialbot.scheduling.distributed:runtime"],
@@ -153,6 +156,11 @@ class Cluster:
         return Counter(line[1] for line in self.lines() if line[0] == "ORDER")
 
     def stop(self) -> None:
+        """Stop the workers and delete this cluster's queues from the broker."""
+        from kombu import Connection
+
+        from dialbot.scheduling.celery_app import queue_name
+
         for proc in self.workers.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -162,6 +170,9 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        with Connection(self.broker_url) as conn:
+            for letter in "AB":
+                conn.default_channel.queue_delete(queue_name(self.bank(letter)))
 
     def logs(self) -> str:
         return "\n".join(

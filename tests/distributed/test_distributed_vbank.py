@@ -1,7 +1,8 @@
 """The real stack across processes: two workers driving two virtual banks (real ptys,
 python-gsmmodem-new, the flow runner) for a controller, over Redis and PostgreSQL.
 
-A worker is killed with SIGKILL while one of its probes has ordered; a new
+A worker is killed with SIGKILL while one of its SIMs is subscribed by a
+probe (monthly flow: order, confirm, use, cancel); a new
 worker for its bank starts. The night must complete with no SIM subscribed
 (the virtual network's ground truth), no service ordered twice and no run
 counted twice, and the work spread by region.
@@ -9,7 +10,7 @@ counted twice, and the work spread by region.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import signal
 import subprocess
 from collections import Counter
@@ -34,11 +35,11 @@ SERVICES = 12  # 4 north, 4 south, 4 nationwide
 
 @pytest.fixture
 def cluster(pg_database: str, tmp_path: Path) -> Iterator[Cluster]:
-    if not hasattr(importlib.import_module("dialbot.flows.sweep"), "local_runtime"):
-        pytest.skip("dialbot.flows.sweep.local_runtime is not available yet")
+    if importlib.util.find_spec("dialbot.flows.runtime") is None:
+        pytest.skip("dialbot.flows.runtime (the local runtime) is not available yet")
     reset_pg_schema(pg_database)
-    c = Cluster(tmp_path, pg_database, REDIS, time_scale=0.02,
-                worker_runtime="dialbot.scheduling.runtime:local_runtime")  # fmt: skip
+    c = Cluster(tmp_path, pg_database, REDIS, time_scale=0.02, flows='"monthly"',
+                worker_runtime="dialbot.flows.runtime:local_runtime")  # fmt: skip
     yield c
     c.stop()
 
@@ -77,7 +78,9 @@ def test_real_workers_killed_mid_probe(cluster: Cluster) -> None:
                 )
             return running is not None and pending is not None
 
-        wait_for(a_ordered_in_flight, 90, "a probe of bank A to order")
+        # killed while a SIM of bank A really is subscribed (the network's ground truth)
+        wait_for(lambda: a_ordered_in_flight() and bool(subscribed(banks["A"])), 90,
+                 "a probe of bank A to subscribe")  # fmt: skip
         cluster.workers["A0"].send_signal(signal.SIGKILL)
         cluster.workers["A0"].wait(10)
         cluster.start_worker("A")

@@ -5,10 +5,25 @@ deterministic misbehaviour knob (spec/formats.md §4), spread over SPs whose
 position picks their phrasing (price notation, confirmation token), with
 modem dialects mixed. `EXPECTED` says which finding each knob must produce;
 anything else against any service is a false finding.
+
+Databases: a test that takes the `flow_db` fixture (tests/flows/conftest.py)
+runs twice, on the SQLite file beside dialbot.toml and on a PostgreSQL
+database created for that test alone and dropped after it (the URL is
+written into the rig's dialbot.toml, so the CLI and the killed subprocess
+use it too; DIALBOT_TEST_PG=0 skips these). Running every flow test twice
+would add about two minutes, so PostgreSQL gets the subset that covers its
+code paths: the every-knob sweep repeated on one network (test_sweep), the
+watch with spam and a silent subscription (test_sweep), the kill -9 and
+restart (test_kill), and `dialbot probe` with its exit codes
+(test_probe_cli), about 55 s extra. The fault-injection sweep, the second
+world and `dialbot demo` stay on SQLite: they exercise the modems, retries
+and the demo's own set-up, and add no database path the subset lacks.
+test_flows_postgres covers what only PostgreSQL's strict columns catch.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -152,16 +167,34 @@ class Rig:
             return sweep.run()
 
 
+def use_database(config_path: Path, url: str) -> None:
+    """Point a written dialbot.toml at another database (every process reads it from there)."""
+    text = config_path.read_text(encoding="utf-8")
+    default = 'url = "sqlite:///dialbot.db"'
+    assert default in text, f"{config_path} no longer names the default database"
+    config_path.write_text(text.replace(default, f"url = {json.dumps(url)}"), encoding="utf-8")
+
+
 @contextmanager
-def serve(folder: Path, data: dict[str, Any], time_scale: float = 0.02) -> Iterator[Rig]:
-    """Serve the world from `folder`, with dialbot.toml, database and catalogue there."""
+def serve(
+    folder: Path, data: dict[str, Any], time_scale: float = 0.02, db_url: str | None = None
+) -> Iterator[Rig]:
+    """Serve the world from `folder`, with dialbot.toml and catalogue there.
+
+    The database is the SQLite file beside dialbot.toml, or `db_url` (a fresh
+    PostgreSQL database from the `flow_db` fixture).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     world = load_world(write_world(folder, data))
     (folder / "hardware").mkdir(exist_ok=True)
-    config = load_config(write_config(folder, world, time_scale))
+    config_path = write_config(folder, world, time_scale)
+    if db_url is not None:
+        use_database(config_path, db_url)
+    config = load_config(config_path)
     with (folder / "catalog.csv").open("w", encoding="utf-8") as stream:
         write_catalog(world, stream)
     db = open_database(config.database_url)
+    assert engine_of(db).dialect.name == ("sqlite" if db_url is None else "postgresql")
     import_catalog(db, folder / "catalog.csv")
     inventory = config.paths.hardware / f"{world.bank_name}.toml"
     try:

@@ -51,10 +51,10 @@ def _wait_for_new_orders(rig: Rig, before: int, deadline_s: float) -> None:
     raise AssertionError("the sweep never placed an order")
 
 
-def test_killed_sweeps_leave_nothing_behind(tmp_path: Path) -> None:
+def test_killed_sweeps_leave_nothing_behind(tmp_path: Path, flow_db: str | None) -> None:
     rng = random.Random(4)
     data, expected = generate(seed=31, honest=2, modems=6)
-    with serve(tmp_path, data) as rig:
+    with serve(tmp_path, data, db_url=flow_db) as rig:
         assert rig.config.source is not None
         for _ in range(2):
             before = _orders(rig)

@@ -14,9 +14,9 @@ from dialbot.db.models import Finding
 from dialbot.db.obligations import sims_with_pending
 
 
-def test_probe_exit_status_and_transcript(tmp_path: Path) -> None:
+def test_probe_exit_status_and_transcript(tmp_path: Path, flow_db: str | None) -> None:
     data, expected = generate(seed=41, knobs=["overcharge"], honest=1, modems=2)
-    with serve(tmp_path, data) as rig:
+    with serve(tmp_path, data, db_url=flow_db) as rig:
         config = str(rig.config.source)
         honest = next(k for k, v in expected.items() if not v)
         crook = next(k for k, v in expected.items() if v)

@@ -34,9 +34,11 @@ def assert_exact(report: SweepReport, expected: dict[tuple[str, str], set[str]])
         assert got.get(key, set()) == codes, f"{key}: expected {codes}, got {got.get(key)}"
 
 
-def test_repeated_sweeps_find_every_knob_and_nothing_else(tmp_path: Path) -> None:
+def test_repeated_sweeps_find_every_knob_and_nothing_else(
+    tmp_path: Path, flow_db: str | None
+) -> None:
     data, expected = generate(seed=11, honest=3, modems=8)
-    with serve(tmp_path, data) as rig:
+    with serve(tmp_path, data, db_url=flow_db) as rig:
         for _ in range(REPEAT):  # the same network again: leftovers of a sweep must not leak
             report = rig.sweep()
             assert report.complete and not report.benched and not report.not_probed
@@ -94,9 +96,11 @@ class Spammer(SilentListener):
             self.rig.bank.call(spam)
 
 
-def test_spam_and_silent_subscription_are_caught_and_cleaned(tmp_path: Path) -> None:
+def test_spam_and_silent_subscription_are_caught_and_cleaned(
+    tmp_path: Path, flow_db: str | None
+) -> None:
     data, _ = generate(seed=13, knobs=[], honest=4, modems=4)
-    with serve(tmp_path, data) as rig:
+    with serve(tmp_path, data, db_url=flow_db) as rig:
         network: Any = rig.bank.network
         silent = next(sp for sp in rig.world.sps if sp.services[0].billing == "monthly")
         spammer = next(sp for sp in rig.world.sps if sp is not silent)
