@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialbot.db.obligations import sims_with_pending
 from dialbot.db.types import utcnow
-from dialbot.errors import DialbotError
+from dialbot.mask import mask_msisdn
 from dialbot.scheduling.dispatch import Runtime
 from dialbot.scheduling.inputs import last_sp_by_sim, load_services
 from dialbot.scheduling.models import NightPlan, NightState
@@ -30,10 +31,6 @@ from dialbot.scheduling.planner import NightSpec, Plan, plan_night
 from dialbot.scheduling.schedules import Schedule
 
 log = logging.getLogger("dialbot.scheduling.service")
-
-
-class SimsStillSubscribed(DialbotError):
-    """Cleanup obligations remain after cleaning: the night must not start."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +64,10 @@ def build_plan(
     flows = tuple(f for f in schedule.flows if f in runtime.flow_billing)
     missing = [f for f in schedule.flows if f not in runtime.flow_billing]
     last_sp = last_sp_by_sim(db)
+    owing = set(sims_with_pending(db))  # cleaned before anything else: not tonight
+    ready = runtime.fleet.ready_sims()
     sims = [
-        replace(s, last_sp=last_sp.get(s.sim_id, s.last_sp)) for s in runtime.fleet.ready_sims()
+        replace(s, last_sp=last_sp.get(s.sim_id, s.last_sp)) for s in ready if s.msisdn not in owing
     ]
     period_start, _ = schedule.period_bounds(start)
     spec = NightSpec(
@@ -83,6 +82,9 @@ def build_plan(
         balance_floor_fen=schedule.balance_floor_fen,
     )
     plan = plan_night(load_services(db, schedule, start), sims, spec)
+    held = [mask_msisdn(s.msisdn) for s in ready if s.msisdn in owing]
+    if held:
+        plan.notes.insert(0, f"SIMs still owing a cleanup, not used tonight: {', '.join(held)}")
     if missing:
         plan.notes.insert(0, f"unknown flows ignored: {', '.join(missing)}")
     return plan
@@ -104,8 +106,8 @@ def run_night(
     ``window`` overrides the schedule's window end (for ``schedule run`` and tests).
     """
     remaining = runtime.cleanup.discharge_pending()
-    if remaining:
-        raise SimsStillSubscribed(f"{remaining} cleanup obligations could not be discharged")
+    if remaining:  # those SIMs sit the night out (build_plan); the others work
+        log.warning("cleanup obligations remain", extra={"remaining": remaining})
     start = now or utcnow()
     close_expired(db, schedule.name, start)
     current = unfinished_night(db, schedule, start)
