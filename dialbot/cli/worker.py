@@ -19,7 +19,12 @@ from dialbot.fleet import load_inventories
 from dialbot.scheduling.celery_app import broker_settings, make_app
 from dialbot.scheduling.logs import setup_json_logging
 from dialbot.scheduling.runtime import DEFAULT_RUNTIME, resolve_runtime
-from dialbot.scheduling.worker import BankWorker, register_tasks, start_celery
+from dialbot.scheduling.worker import (
+    BankWorker,
+    register_tasks,
+    start_celery,
+    wait_for_predecessor,
+)
 
 
 @click.command("worker")
@@ -51,6 +56,7 @@ def worker_cmd(ctx: click.Context, bank_name: str, runtime_spec: str, log_level:
         )
     db = open_db(ctx)
     try:
+        wait_for_predecessor(db, bank.name, settings)  # before the ports are opened
         runtime = resolve_runtime(runtime_spec)(config, db)
     except DialbotError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -17,11 +17,11 @@ from typing import cast
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.config import Config
-from dialbot.errors import ConfigError, DialbotError
+from dialbot.errors import ConfigError
 from dialbot.scheduling.dispatch import Runtime
 
 RUNTIME_ENV = "DIALBOT_RUNTIME"
-DEFAULT_RUNTIME = "dialbot.scheduling.runtime:local_runtime"
+DEFAULT_RUNTIME = "dialbot.flows.runtime:local_runtime"  # this host's banks, the flow runner
 RuntimeFactory = Callable[[Config, sessionmaker[Session]], Runtime]
 
 
@@ -39,23 +39,3 @@ def resolve_runtime(spec: str | None) -> RuntimeFactory:
     if not callable(factory):
         raise ConfigError("--runtime", name, f"{module_name} has no callable {attr}")
     return cast(RuntimeFactory, factory)
-
-
-def local_runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
-    """This host's banks with the flow runner.
-
-    Plugs in ``dialbot.flows.sweep.local_runtime(config, db)`` when the sweep
-    module provides it (a Dispatcher that leases a SIM by id and runs the
-    flow, a Cleanup over ``dialbot.flows.cleanup``, and a FleetView).
-    """
-    try:
-        sweep = importlib.import_module("dialbot.flows.sweep")
-    except ImportError as exc:
-        raise DialbotError(f"the local fleet runtime is not available: {exc}") from exc
-    factory = getattr(sweep, "local_runtime", None)
-    if not callable(factory):
-        raise DialbotError(
-            "the local fleet runtime is not available yet: dialbot.flows.sweep has no "
-            "local_runtime(config, db); pass --runtime module:function"
-        )
-    return cast(Runtime, factory(config, db))

@@ -50,6 +50,24 @@ class BankBusy(DialbotError):
     """Another live worker already serves this bank."""
 
 
+def wait_for_predecessor(db: sessionmaker[Session], bank: str, settings: BrokerSettings) -> None:
+    """Return once no other live worker serves the bank; BankBusy if one stays alive.
+
+    Called before this process opens the bank's ports, so that two workers
+    never drive the same modems.
+    """
+    stale_after = timedelta(seconds=settings.stale_after_s)
+    deadline = time.monotonic() + settings.stale_after_s * 2
+    while True:
+        with db() as session:
+            previous = session.scalar(select(FleetBank.worker_id).where(FleetBank.name == bank))
+        if previous is None or not worker_alive(db, previous, stale_after):
+            return
+        if time.monotonic() > deadline:
+            raise BankBusy(f"bank {bank} is served by live worker {previous}")
+        time.sleep(min(1.0, settings.heartbeat_s))
+
+
 @dataclass
 class BankWorker:
     """Everything the tasks of one worker process share."""
@@ -71,7 +89,7 @@ class BankWorker:
 
     def start(self) -> None:
         """Steps 1–3 of the module docstring; raises BankBusy if the bank stays served."""
-        self._wait_for_predecessor()
+        wait_for_predecessor(self.db, self.bank, self.settings)
         self.worker_id = register_worker(self.db, host=self.host, pid=os.getpid(),
                                          bank=self.bank, region=self.region,
                                          modems=self.modems)  # fmt: skip
@@ -90,19 +108,6 @@ class BankWorker:
             self._beater.join(timeout=self.settings.heartbeat_s * 2)
         if self.worker_id:
             stop_worker(self.db, self.worker_id)
-
-    def _wait_for_predecessor(self) -> None:
-        deadline = time.monotonic() + self.settings.stale_after_s * 2
-        while True:
-            with self.db() as session:
-                previous = session.scalar(
-                    select(FleetBank.worker_id).where(FleetBank.name == self.bank)
-                )
-            if previous is None or not worker_alive(self.db, previous, self.stale_after):
-                return
-            if time.monotonic() > deadline:
-                raise BankBusy(f"bank {self.bank} is served by live worker {previous}")
-            time.sleep(min(1.0, self.settings.heartbeat_s))
 
     def heartbeat(self, snapshot: bool = False) -> None:
         sims = states = None
