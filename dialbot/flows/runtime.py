@@ -10,6 +10,9 @@ How it runs a probe is exactly how a sweep does (:class:`~dialbot.flows.station.
 lease the job's SIM, discharge its pending obligations first (the runner does
 that before anything else), run the flow with evidence, judge and findings,
 clean. What differs is only who decides what to run: the night's plan.
+Hygiene too is the sweep's: :meth:`LocalFleet.hygiene` (the runtime's
+hygiene hook, called at the start and the end of a night) runs
+``Station.hygiene`` on every SIM of the night at once.
 
 Rules that keep the night honest:
 
@@ -17,7 +20,8 @@ Rules that keep the night honest:
   the order is sent, so the order may have reached the SP); such a probe is
   never retried the same night.
 - ``sim_unusable`` is true when the SIM cannot be cleaned, its modem is not
-  ready, or it failed twice in a row for infrastructure reasons; that SIM
+  ready, its hygiene check failed, or it failed twice in a row for
+  infrastructure reasons; that SIM
   is then out of service until a cleanup pass (the next night's start, or a
   worker's cleanup task) finds it clean and its modem ready.
 - Messages that reach a SIM outside a probe of their sender go to the watch,
@@ -30,7 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
@@ -221,6 +225,53 @@ class LocalFleet:
         if isinstance(data.get("balance_fen"), int):
             slot.balance_fen = int(data["balance_fen"])
 
+    # -- Hygiene ---------------------------------------------------------------------------
+
+    def hygiene(self, sim_ids: Collection[int]) -> int:
+        """Check the given SIMs of this host at once (``Station.hygiene``); returns the findings.
+
+        A SIM whose check fails is taken out of service (its state is unknown),
+        so the night skips its probes. SIMs of other hosts, and SIMs that
+        cannot be leased now (out of service, low balance, busy elsewhere),
+        are left out and logged.
+        """
+        flow = self.flows.get("hygiene")
+        if flow is None:
+            log.warning("no hygiene flow: SIMs not checked")
+            return 0
+        entries = [self._sims[i] for i in sorted(set(sim_ids)) if i in self._sims]
+        if not entries:
+            return 0
+        with ThreadPoolExecutor(max_workers=len(entries)) as pool:
+            return sum(pool.map(lambda e: self._check(e[0], e[1], flow), entries))
+
+    def _check(self, slot: FleetModem, sim: SimRef, flow: Flow) -> int:
+        """One SIM's hygiene check; returns its findings."""
+        label = label_of(slot)
+        lease = self._lease(slot)
+        if isinstance(lease, str):
+            log.info("hygiene check skipped", extra={"modem": label, "reason": lease})
+            return 0
+        assert sim.id is not None
+        with self._lock:
+            self._busy.add(sim.id)
+        try:
+            with lease:
+                check = self.station.hygiene(lease, sim, flow)
+        finally:
+            with self._lock:
+                self._busy.discard(sim.id)
+        for run in check.runs:
+            self._learn_balance(slot, run)
+        if check.error is not None:
+            with self._lock:
+                self._unusable[label] = f"hygiene failed: {check.error}"
+            log.warning("modem out of service", extra={"modem": label, "reason": check.error})
+        if check.findings:
+            codes = sorted({f.code for run in check.runs for f in run.findings})
+            log.warning("hygiene findings", extra={"modem": label, "codes": codes})
+        return check.findings
+
     # -- Cleanup ---------------------------------------------------------------------------
 
     def discharge_pending(self) -> int:
@@ -340,4 +391,5 @@ def local_runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
         flow_billing=billing,
         flow_seconds=seconds,
         close=close,
+        hygiene=local.hygiene,
     )

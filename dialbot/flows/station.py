@@ -6,14 +6,15 @@ in *what* they run and *when*, never in *how*. So the how lives here, once:
 opening the fleet, the watch for messages outside a probe of their sender,
 the probe environment, recording a SIM before it works (aborting what a dead
 process left unfinished), one probe with its contact window for the watch,
-and the last-resort cleaning of a SIM.
+the hygiene check a SIM gets before its first probe and after its last one
+(of a sweep or of a night), and the last-resort cleaning of a SIM.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,6 +37,8 @@ from dialbot.judge.model import ServiceInfo
 from dialbot.modem import IncomingMessage, LinkState
 
 LAST_CLEANUP_TRIES = 3
+# Hygiene runs per check: one retry after a modem fault or a failed cleanup.
+HYGIENE_TRIES = 2
 # Infrastructure failures in a row after which a modem is taken out of service.
 BENCH_AFTER_FAULTS = 2
 # What an SP sends up to this long (unscaled seconds) after a probe of it is a reply, not spam.
@@ -72,6 +75,18 @@ def open_fleet(
     fleet.open(timeout=timeout * 3)
     fleet.refresh(timeout=timeout * 4)
     return fleet
+
+
+@dataclass(frozen=True)
+class HygieneCheck:
+    """The hygiene runs of one check of one SIM, and why the SIM must stop (None: it may work)."""
+
+    runs: tuple[RunOutcome, ...]
+    error: str | None
+
+    @property
+    def findings(self) -> int:
+        return sum(len(run.findings) for run in self.runs)
 
 
 class FleetSink:
@@ -161,6 +176,26 @@ class Station:
         if service is not None:
             self.watch.contact(sim.msisdn, service.sp_code, start, now())
         return outcome
+
+    def hygiene(
+        self, lease: Lease, sim: SimRef, flow: Flow, tries: int = HYGIENE_TRIES
+    ) -> HygieneCheck:
+        """Check the SIM with the hygiene flow: its subscription list and balance.
+
+        What nobody ordered is judged (UNSOLICITED_SUBSCRIPTION, stored like any
+        finding, so the alerts see it) and cleaned with the carrier's cancel-all
+        by the runner. A check that ends in a modem fault or a failed cleanup is
+        tried again; when the last try fails too the SIM must stop working (its
+        state is unknown), and the check says why.
+        """
+        runs: list[RunOutcome] = []
+        for _ in range(tries):
+            outcome = self.probe(lease, sim, flow, None)
+            runs.append(outcome)
+            if outcome.state is RunState.DONE and not outcome.cleanup_error:
+                return HygieneCheck(tuple(runs), None)
+        last = runs[-1]
+        return HygieneCheck(tuple(runs), last.error or last.cleanup_error or last.state.value)
 
     def clean(self, lease: Lease, sim: SimRef, clear_all: bool = True) -> str | None:
         """Discharge the SIM's pending obligations (retried after modem faults).

@@ -304,15 +304,14 @@ class Sweep:
                 return False
         return True
 
-    def _hygiene(self, lease: Lease, sim: SimRef, label: str, tries: int = 2) -> bool:
-        """A hygiene run (retried once after a modem fault); False benches the modem."""
-        for _ in range(tries):
-            outcome = self.station.probe(lease, sim, self.flows["hygiene"], None)
-            with self._cond:
-                self.report.hygiene.append(outcome)
-            if outcome.state is RunState.DONE and not outcome.cleanup_error:
-                return True
-        self._bench(label, f"hygiene: {outcome.error or outcome.cleanup_error}")
+    def _hygiene(self, lease: Lease, sim: SimRef, label: str) -> bool:
+        """A hygiene check (Station.hygiene); False benches the modem."""
+        check = self.station.hygiene(lease, sim, self.flows["hygiene"])
+        with self._cond:
+            self.report.hygiene.extend(check.runs)
+        if check.error is None:
+            return True
+        self._bench(label, f"hygiene: {check.error}")
         return False
 
     def _last_cleanup(self, lease: Lease, sim: SimRef) -> None:

@@ -10,11 +10,15 @@ and knowing the fleet belong to other parts. These protocols are the seams:
   cleanup, ``dialbot.flows.cleanup``); the scheduler calls it before a night
   starts or resumes, so no SIM carries a subscription into the next probe.
 - :class:`FleetView` lists the ready SIMs and the modems' states.
+- ``Runtime.hygiene`` checks SIMs (subscription list and balance; what
+  nobody ordered is reported and cleaned) before their first probe of a
+  night and after their last one, as a sweep does. Runtimes that cannot
+  reach the modems from here leave it a no-op.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -78,6 +82,15 @@ class FleetView(Protocol):
         ...
 
 
+def no_hygiene(sim_ids: Collection[int]) -> int:
+    """The hygiene hook of runtimes without one: checks nothing, finds nothing."""
+    return 0
+
+
+# Check the given SIMs (those of other hosts are ignored); returns how many findings it made.
+HygieneHook = Callable[[Collection[int]], int]
+
+
 @dataclass
 class Runtime:
     """Everything a night needs from outside the scheduler, and how to let it go."""
@@ -88,6 +101,7 @@ class Runtime:
     flow_billing: Mapping[str, tuple[str, ...]]
     flow_seconds: Mapping[str, float]
     close: Callable[[], None] = field(default=lambda: None)
+    hygiene: HygieneHook = field(default=no_hygiene)
 
 
 class NoCleanupNeeded:

@@ -371,4 +371,6 @@ def runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
         flow_billing=billing,
         flow_seconds=seconds,
         close=app.close,
+        # no hygiene hook (the default no-op): a SIM's modem is held by its bank's
+        # worker, so a night's hygiene check would have to be a worker task of its own
     )

@@ -1,7 +1,13 @@
-"""One night of one schedule, start to finish: clean, plan (or resume), dispatch.
+"""One night of one schedule, start to finish: clean, plan (or resume), check, dispatch, check.
 
 Used by the daemon (at each cron fire time, and at start-up to resume an
 unfinished night) and by ``dialbot schedule run`` (now, in the foreground).
+
+Like a sweep, a night checks its SIMs' hygiene (subscription list and
+balance) before their first probe and after their last: a SIM found
+subscribed to something nobody ordered is reported (a critical finding,
+which the daemon's alerts pick up) and cleaned, and a probe's balance deltas
+start from a clean, known SIM.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from dialbot.db.types import utcnow
 from dialbot.mask import mask_msisdn
 from dialbot.scheduling.dispatch import Runtime
 from dialbot.scheduling.inputs import last_sp_by_sim, load_services
-from dialbot.scheduling.models import NightPlan, NightState
+from dialbot.scheduling.models import ItemState, NightPlan, NightState, PlanItemRow
 from dialbot.scheduling.nights import (
     NightExecutor,
     NightInfo,
@@ -38,6 +44,7 @@ class NightResult:
     night: NightInfo
     counts: dict[str, int]
     finished: bool
+    hygiene_findings: int = 0
 
 
 def unfinished_night(
@@ -55,6 +62,24 @@ def unfinished_night(
             .order_by(NightPlan.window_start.desc())
             .limit(1)
         ).first()
+
+
+def night_sims(db: sessionmaker[Session], plan_id: int, pending_only: bool = False) -> list[int]:
+    """The SIMs of a night's plan (``pending_only``: those with a probe still to run)."""
+    query = select(PlanItemRow.sim_id).where(PlanItemRow.plan_id == plan_id).distinct()
+    if pending_only:
+        query = query.where(PlanItemRow.state == ItemState.PENDING.value)
+    with db() as session:
+        return sorted(session.scalars(query))
+
+
+def check_hygiene(runtime: Runtime, sim_ids: list[int], when: str) -> int:
+    """The runtime's hygiene check of these SIMs; returns its findings."""
+    if not sim_ids:
+        return 0
+    found = runtime.hygiene(sim_ids)
+    log.info("hygiene checked", extra={"when": when, "sims": len(sim_ids), "findings": found})
+    return found
 
 
 def build_plan(
@@ -126,10 +151,17 @@ def run_night(
     )  # fmt: skip
     if on_plan is not None:
         on_plan(night.id, "opened")
-    executor = NightExecutor(db, runtime.dispatcher, retries=schedule.retries, stop=stop,
+    stopped = stop if stop is not None else threading.Event()
+    found = 0
+    if not stopped.is_set():  # a SIM whose check fails is out of service: its lane is skipped
+        found += check_hygiene(runtime, night_sims(db, night.id, pending_only=True), "start")
+    executor = NightExecutor(db, runtime.dispatcher, retries=schedule.retries, stop=stopped,
                              on_item=on_item)  # fmt: skip
     counts = executor.run(night.id)
     finished = not (counts.get("pending") or counts.get("running"))
+    if not stopped.is_set():  # stopped: the night resumes later and ends with this check then
+        found += check_hygiene(runtime, night_sims(db, night.id), "end")
     log.info("night ended" if finished else "night paused",
-             extra={"schedule": schedule.name, "plan_id": night.id, "counts": counts})  # fmt: skip
-    return NightResult(night, counts, finished)
+             extra={"schedule": schedule.name, "plan_id": night.id, "counts": counts,
+                    "hygiene_findings": found})  # fmt: skip
+    return NightResult(night, counts, finished, found)
