@@ -71,3 +71,13 @@ def test_probes_folder_overrides_and_rejects_duplicates(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text(GOOD, encoding="utf-8")
     with pytest.raises(FlowError, match="already used"):
         load_flows(tmp_path)
+
+
+def test_probes_readme_example_is_a_valid_flow() -> None:
+    import re
+
+    readme = Path(__file__).resolve().parents[2] / "probes" / "README.md"
+    block = re.search(r"```yaml\n(.*?)```", readme.read_text("utf-8"), re.S)
+    assert block is not None
+    flow = parse_flow(block.group(1), str(readme))
+    assert flow.kind == "monthly" and any(isinstance(s, Reply) for s in flow.steps)
