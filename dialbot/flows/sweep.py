@@ -10,7 +10,8 @@ cleaned), then probes, then — once the whole sweep is done, so that a retry
 can still use it — a final hygiene check.
 
 A probe that fails for infrastructure reasons is retried on another modem
-(never on the one it failed on); a modem that faults twice, or whose SIM
+(never on the one it failed on, and first on a modem that has not faulted in this
+sweep); a modem that faults twice, or whose SIM
 cannot be cleaned, is benched for the rest of the sweep. Tasks are taken
 longest first, which keeps the tail of the sweep short.
 """
@@ -158,6 +159,7 @@ class Sweep:
         self._queue: list[Task] = []
         self._in_flight = 0
         self._live: dict[str, str | None] = {}  # modem label -> bank region
+        self._faulty: set[str] = set()  # modems that had an infrastructure failure
 
     # -- planning -------------------------------------------------------------------------
 
@@ -209,15 +211,25 @@ class Sweep:
         with self._cond:
             while True:
                 for task in self._queue:
-                    if label not in task.excluded and reachable(task.service, region):
-                        self._queue.remove(task)
-                        self._in_flight += 1
-                        task.attempts += 1
-                        return task
+                    if label in task.excluded or not reachable(task.service, region):
+                        continue
+                    if task.excluded and label in self._faulty and self._sound_for(task):
+                        continue  # a retry waits for a modem with a clean record
+                    self._queue.remove(task)
+                    self._in_flight += 1
+                    task.attempts += 1
+                    return task
                 self._drop_impossible()
                 if not self._queue and self._in_flight == 0:
                     return None
                 self._cond.wait(0.5)
+
+    def _sound_for(self, task: Task) -> bool:
+        """Some live modem without faults could run the task (its retries go there first)."""
+        return any(
+            lbl not in self._faulty and lbl not in task.excluded and reachable(task.service, reg)
+            for lbl, reg in self._live.items()
+        )
 
     def _drop_impossible(self) -> None:
         """Tasks no live modem may run any more are reported, not waited for."""
@@ -235,6 +247,8 @@ class Sweep:
         retried = False
         with self._cond:
             self._in_flight -= 1
+            if outcome.state is RunState.INFRA_FAILED:
+                self._faulty.add(label)
             if outcome.state is RunState.INFRA_FAILED and task.attempts < self.max_attempts:
                 retried = True
                 task.excluded.add(label)
