@@ -17,6 +17,8 @@ it hands out sessions, so every command starts on the current schema.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +78,26 @@ def _ensure_sqlite_dir(url: URL) -> None:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+def _ensure_wal(cursor: Any) -> None:
+    """Switch the file to WAL once (the mode is persistent).
+
+    The switch needs an exclusive lock and SQLite may refuse it at once
+    ("database is locked") rather than wait for the busy timeout when several
+    processes open a new database together; so it is retried briefly.
+    """
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _install_sqlite_hooks(engine: Engine) -> None:
     """WAL, foreign keys, busy timeout, and BEGIN emitted by SQLAlchemy."""
 
@@ -87,7 +109,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _ensure_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()

@@ -93,6 +93,13 @@ def test_real_workers_killed_mid_probe(cluster: Cluster) -> None:
         wait_for(lambda: not any(subscribed(b) for b in banks.values()), 30,
                  "every SIM unsubscribed")  # fmt: skip
 
+        def all_discharged() -> bool:  # the network acts before the worker records it
+            with db() as session:
+                return session.scalar(select(CleanupObligation.id).where(
+                    CleanupObligation.discharged_at.is_(None))) is None  # fmt: skip
+
+        wait_for(all_discharged, 30, "every cleanup obligation recorded as discharged")
+
         with db() as session:
             assert session.scalar(select(NightPlan.state)) == "done"
             items = session.scalars(select(PlanItemRow)).all()
