@@ -42,6 +42,8 @@ class ProbeSettings:
 class Config:
     database_url: str
     paths: Paths
+    # [database] outage_limit_s: how long a lost PostgreSQL is waited for (dialbot.db.outage)
+    database_outage_limit_s: float = 300.0
     carrier: CarrierProfile = field(default_factory=CarrierProfile)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     source: Path | None = None
@@ -75,6 +77,7 @@ def load_config(path: Path | None = None) -> Config:
             raise ConfigError(name, key, "unknown section")
     return Config(
         database_url=_database_url(_table(data, "database", name), name, base),
+        database_outage_limit_s=_outage_limit(_table(data, "database", name), name),
         paths=_paths(_table(data, "paths", name), name, base),
         carrier=CarrierProfile.from_mapping(data.get("carrier"), name),
         probe=_probe(_table(data, "probe", name), name),
@@ -133,7 +136,7 @@ def _string(table: dict[str, Any], key: str, section: str, name: str) -> str | N
 
 
 def _database_url(table: dict[str, Any], name: str, base: Path) -> str:
-    _only(table, ("url",), "database", name)
+    _only(table, ("url", "outage_limit_s"), "database", name)
     url = os.environ.get("DIALBOT_DATABASE_URL") or _string(table, "url", "database", name)
     if url is None:
         return f"sqlite:///{base / 'dialbot.db'}"
@@ -143,6 +146,15 @@ def _database_url(table: dict[str, Any], name: str, base: Path) -> str:
         if rest:
             return prefix + str(base / rest)
     return url
+
+
+def _outage_limit(table: dict[str, Any], name: str) -> float:
+    value = table.get("outage_limit_s", 300.0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(name, "database.outage_limit_s", "must be a number of seconds")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(name, "database.outage_limit_s", "must be greater than 0")
+    return float(value)
 
 
 def _paths(table: dict[str, Any], name: str, base: Path) -> Paths:

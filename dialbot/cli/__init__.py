@@ -7,11 +7,13 @@ it, so `dialbot --help` works with a broken dialbot.toml.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from dialbot import __version__
+from dialbot.cli._db import EXIT_DATABASE
 from dialbot.cli.catalog import catalog
 from dialbot.cli.daemon import daemon
 from dialbot.cli.demo import demo
@@ -24,6 +26,7 @@ from dialbot.cli.schedule import schedule
 from dialbot.cli.sim import sim
 from dialbot.cli.sweep import sweep_cmd
 from dialbot.cli.worker import worker_cmd
+from dialbot.db.outage import DatabaseUnavailable
 
 
 @click.group()
@@ -59,4 +62,10 @@ cli.add_command(report_cmd)
 
 
 def main() -> None:
-    cli(prog_name="dialbot")
+    """The console script. A database that stayed away past ``[database] outage_limit_s``
+    ends any command with one line and exit status 3, wherever it was noticed."""
+    try:
+        cli(prog_name="dialbot")
+    except DatabaseUnavailable as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_DATABASE)

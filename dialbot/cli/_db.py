@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.cli.common import get_config
 from dialbot.db.engine import normalize_url, open_database
+from dialbot.db.outage import DatabaseUnavailable
 from dialbot.errors import ConfigError
 
 EXIT_DATABASE = 3
@@ -20,10 +21,14 @@ EXIT_DATABASE = 3
 
 def open_db(ctx: click.Context) -> sessionmaker[Session]:
     """The session factory for this invocation (migrations applied)."""
-    url = get_config(ctx).database_url
+    config = get_config(ctx)
+    url = config.database_url
     try:
         shown = normalize_url(url).render_as_string(hide_password=True)
-        return open_database(url)
+        return open_database(url, outage_limit_s=config.database_outage_limit_s)
+    except DatabaseUnavailable as exc:
+        click.echo(f"Error: {exc}", err=True)
+        ctx.exit(EXIT_DATABASE)
     except ConfigError as exc:
         click.echo(f"Error: configuration: {exc}", err=True)
         ctx.exit(2)

@@ -12,7 +12,7 @@ import logging
 
 import click
 
-from dialbot.cli._db import open_db
+from dialbot.cli._db import EXIT_DATABASE, open_db
 from dialbot.cli.common import get_config
 from dialbot.errors import ConfigError, DialbotError
 from dialbot.fleet import load_inventories
@@ -73,3 +73,6 @@ def worker_cmd(ctx: click.Context, bank_name: str, runtime_spec: str, log_level:
         worker.stop()
         runtime.close()
         logging.getLogger("dialbot.worker").info("worker stopped", extra={"bank": bank.name})
+    if worker.fatal is not None:
+        click.echo(f"Error: {worker.fatal}", err=True)
+        ctx.exit(EXIT_DATABASE)

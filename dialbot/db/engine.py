@@ -30,6 +30,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialbot.db import outage
+from dialbot.db.outage import DEFAULT_OUTAGE_LIMIT_S
 from dialbot.errors import ConfigError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -55,8 +57,14 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
-def make_engine(url: str | URL, **kwargs: Any) -> Engine:
-    """Create an engine with dialbot's per-dialect settings installed."""
+def make_engine(
+    url: str | URL, *, outage_limit_s: float = DEFAULT_OUTAGE_LIMIT_S, **kwargs: Any
+) -> Engine:
+    """Create an engine with dialbot's per-dialect settings installed.
+
+    On PostgreSQL a lost server is waited for, up to ``outage_limit_s``
+    (``dialbot.db.outage``); a checkout blocked meanwhile may wait as long.
+    """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         _ensure_sqlite_dir(parsed)
@@ -67,7 +75,10 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("application_name", "dialbot")
         kwargs.setdefault("pool_pre_ping", True)
-        return create_engine(parsed, connect_args=connect_args, **kwargs)
+        kwargs.setdefault("pool_timeout", max(30.0, outage_limit_s))
+        engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+        outage.install(engine, outage_limit_s)
+        return engine
     return create_engine(parsed, **kwargs)
 
 
@@ -169,13 +180,18 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             command.upgrade(alembic_config(connection), revision)
 
 
-def open_database(url: str | URL, *, migrate_schema: bool = True) -> sessionmaker[Session]:
+def open_database(
+    url: str | URL,
+    *,
+    migrate_schema: bool = True,
+    outage_limit_s: float = DEFAULT_OUTAGE_LIMIT_S,
+) -> sessionmaker[Session]:
     """Engine + migrations + session factory: what every command starts with.
 
     Sessions do not expire objects on commit, so rows returned by the storage
     helpers stay readable after their session has closed.
     """
-    engine = make_engine(url)
+    engine = make_engine(url, outage_limit_s=outage_limit_s)
     if migrate_schema:
         migrate(engine)
     return sessionmaker(bind=engine, expire_on_commit=False)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.engine import write_session
 from dialbot.db.models import EVENT_KINDS, GENESIS_HASH, EvidenceEvent, EvidenceHead
+from dialbot.db.outage import survives_outage
 from dialbot.db.types import utcnow
 
 HASH_VERSION = 1
@@ -153,6 +154,7 @@ def _prepare(ev: NewEvent) -> NewEvent:
     )
 
 
+@survives_outage
 def append_events(
     session_factory: sessionmaker[Session], events: Sequence[NewEvent]
 ) -> list[EventRow]:
@@ -220,6 +222,7 @@ def _to_row(mapping: Any) -> EventRow:
     return EventRow(**{c: mapping[c] for c in _EVENTS.columns.keys()})
 
 
+@survives_outage
 def events_for_run(session_factory: sessionmaker[Session], run_id: int) -> list[EventRow]:
     """Every event of a run, in chain order: what the judge reads."""
     with session_factory() as session:
@@ -229,6 +232,7 @@ def events_for_run(session_factory: sessionmaker[Session], run_id: int) -> list[
         return [_to_row(m) for m in result.mappings()]
 
 
+@survives_outage
 def events_of_sim(
     session_factory: sessionmaker[Session], sim: str, kinds: Iterable[str], since: datetime
 ) -> list[EventRow]:
@@ -246,6 +250,7 @@ def events_of_sim(
         return [_to_row(m) for m in result.mappings()]
 
 
+@survives_outage
 def events_by_id(session_factory: sessionmaker[Session], ids: Iterable[int]) -> list[EventRow]:
     """The events a finding cites, in chain order."""
     wanted = sorted(set(ids))

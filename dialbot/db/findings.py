@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.engine import write_session
 from dialbot.db.models import SEVERITIES, EvidenceEvent, Finding, Run, RunState
+from dialbot.db.outage import survives_outage
 from dialbot.errors import DialbotError
 from dialbot.mask import mask_msisdn
 
@@ -56,6 +57,7 @@ class NewFinding:
     detail: str | None = None
 
 
+@survives_outage
 def record_findings(
     session_factory: sessionmaker[Session], run_id: int, findings: Sequence[NewFinding]
 ) -> list[int]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.engine import write_session
 from dialbot.db.models import CleanupObligation
+from dialbot.db.outage import survives_outage
 from dialbot.db.types import utcnow
 
 # How an obligation was discharged: the SP's own cancel keyword worked, the
@@ -56,6 +57,7 @@ def _snapshot(row: CleanupObligation) -> Obligation:
     )  # fmt: skip
 
 
+@survives_outage
 def create_obligation(
     session_factory: sessionmaker[Session],
     *,
@@ -84,6 +86,7 @@ def create_obligation(
         return _snapshot(row)
 
 
+@survives_outage
 def pending_for_sim(session_factory: sessionmaker[Session], sim: str) -> list[Obligation]:
     """The SIM's undischarged obligations, oldest first."""
     with session_factory() as session:
@@ -95,6 +98,7 @@ def pending_for_sim(session_factory: sessionmaker[Session], sim: str) -> list[Ob
         return [_snapshot(r) for r in rows]
 
 
+@survives_outage
 def orders_of_sim(
     session_factory: sessionmaker[Session], sim: str, sp_codes: Iterable[str]
 ) -> list[Obligation]:
@@ -112,6 +116,7 @@ def orders_of_sim(
         return [_snapshot(r) for r in rows]
 
 
+@survives_outage
 def sims_with_pending(session_factory: sessionmaker[Session]) -> list[str]:
     """Every SIM that must be cleaned before it is used again (e.g. at start-up)."""
     with session_factory() as session:
@@ -125,6 +130,7 @@ def sims_with_pending(session_factory: sessionmaker[Session]) -> list[str]:
         )
 
 
+@survives_outage
 def get_obligation(session_factory: sessionmaker[Session], obligation_id: int) -> Obligation:
     with session_factory() as session:
         row = session.get(CleanupObligation, obligation_id)
@@ -133,6 +139,7 @@ def get_obligation(session_factory: sessionmaker[Session], obligation_id: int) -
         return _snapshot(row)
 
 
+@survives_outage
 def record_attempt(
     session_factory: sessionmaker[Session], obligation_id: int, error: str | None = None
 ) -> Obligation:
@@ -148,6 +155,7 @@ def record_attempt(
         return _snapshot(row)
 
 
+@survives_outage
 def discharge(
     session_factory: sessionmaker[Session],
     obligation_id: int,
@@ -169,6 +177,7 @@ def discharge(
         return _snapshot(row)
 
 
+@survives_outage
 def discharge_all_for_sim(
     session_factory: sessionmaker[Session], sim: str, method: str, *, at: datetime | None = None
 ) -> int:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.engine import write_session
 from dialbot.db.models import Run, RunState, Service, Sim
+from dialbot.db.outage import survives_outage
 from dialbot.db.types import utcnow
 
 
@@ -49,6 +50,7 @@ def _snapshot(run: Run) -> RunInfo:
     )  # fmt: skip
 
 
+@survives_outage
 def create_run(
     session_factory: sessionmaker[Session],
     flow: str,
@@ -80,6 +82,7 @@ def create_run(
         return _snapshot(run)
 
 
+@survives_outage
 def transition(
     session_factory: sessionmaker[Session],
     run_id: int,
@@ -106,6 +109,7 @@ def transition(
         return _snapshot(run)
 
 
+@survives_outage
 def heartbeat(
     session_factory: sessionmaker[Session], run_id: int, *, at: datetime | None = None
 ) -> None:
@@ -117,6 +121,7 @@ def heartbeat(
         run.heartbeat_at = at or utcnow()
 
 
+@survives_outage
 def get_run(session_factory: sessionmaker[Session], run_id: int) -> RunInfo:
     with session_factory() as session:
         run = session.get(Run, run_id)
@@ -125,6 +130,7 @@ def get_run(session_factory: sessionmaker[Session], run_id: int) -> RunInfo:
         return _snapshot(run)
 
 
+@survives_outage
 def stale_runs(
     session_factory: sessionmaker[Session], older_than: timedelta, *, now: datetime | None = None
 ) -> list[RunInfo]:
@@ -142,6 +148,7 @@ def stale_runs(
         return [_snapshot(r) for r in runs]
 
 
+@survives_outage
 def upsert_sim(
     session_factory: sessionmaker[Session],
     msisdn: str,

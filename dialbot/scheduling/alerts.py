@@ -53,6 +53,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.engine import write_session
 from dialbot.db.models import Finding
+from dialbot.db.outage import survives_outage
 from dialbot.db.types import utcnow
 from dialbot.errors import ConfigError
 from dialbot.mask import mask_msisdn
@@ -158,6 +159,7 @@ def read_alert_settings(config_file: Path | None) -> AlertSettings:
     return parse_alerts(data.get("alerts"), str(config_file))
 
 
+@survives_outage
 def raise_alert(
     db: sessionmaker[Session], key: str, kind: str, subject: str, payload: dict[str, Any]
 ) -> bool:
@@ -177,6 +179,7 @@ def raise_alert(
     return True
 
 
+@survives_outage
 def scan_findings(db: sessionmaker[Session], since: datetime) -> int:
     """Raise an alert for every critical finding observed since ``since``; returns new ones."""
     with db() as session:
@@ -200,6 +203,7 @@ def scan_findings(db: sessionmaker[Session], since: datetime) -> int:
     return new
 
 
+@survives_outage
 def modem_alerts(db: sessionmaker[Session], out_of_service: list[tuple[str, str]]) -> int:
     """Alert once per outage of each modem; close the outage when it is back."""
     down = dict(out_of_service)

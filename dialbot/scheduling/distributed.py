@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialbot.config import Config
 from dialbot.db.engine import write_session
 from dialbot.db.models import TERMINAL_STATES, CleanupObligation, Run, RunState, Service, Sim
+from dialbot.db.outage import heartbeat_cutoff, survives_outage
 from dialbot.db.types import utcnow
 from dialbot.flows.loader import load_flows
 from dialbot.scheduling.celery_app import (
@@ -62,6 +63,7 @@ MAX_HOPS = 3  # a probe is sent to at most this many SIMs before it is given up
 # -- the dispatch row: create, claim, finish, resolve ----------------------------------
 
 
+@survives_outage
 def create_dispatch(
     db: sessionmaker[Session], job: ProbeJob, sim_id: int, bank: str, retry_of: int | None
 ) -> int:
@@ -77,6 +79,7 @@ def create_dispatch(
         return row.id
 
 
+@survives_outage
 def get_dispatch(db: sessionmaker[Session], dispatch_id: int) -> Dispatch:
     with db() as session:
         row = session.get(Dispatch, dispatch_id)
@@ -85,6 +88,7 @@ def get_dispatch(db: sessionmaker[Session], dispatch_id: int) -> Dispatch:
         return row
 
 
+@survives_outage
 def claim(db: sessionmaker[Session], dispatch_id: int, worker_id: int) -> Dispatch | None:
     """Take a queued dispatch for this worker; None when it is not queued any more."""
     now = utcnow()
@@ -99,6 +103,7 @@ def claim(db: sessionmaker[Session], dispatch_id: int, worker_id: int) -> Dispat
         return session.get(Dispatch, dispatch_id)
 
 
+@survives_outage
 def finish(
     db: sessionmaker[Session], dispatch_id: int, worker_id: int, outcome: ProbeOutcome
 ) -> bool:
@@ -135,6 +140,7 @@ def ordered_since(session: Session, sim_id: int, since: datetime) -> bool:
     return bool(count)
 
 
+@survives_outage
 def resolve_lost(db: sessionmaker[Session], dispatch_id: int, stale_after: timedelta) -> bool:
     """A running dispatch whose heartbeat is stale: its worker died. Resolve it once.
 
@@ -143,6 +149,7 @@ def resolve_lost(db: sessionmaker[Session], dispatch_id: int, stale_after: timed
     (or someone resolved it first).
     """
     now = utcnow()
+    cutoff = heartbeat_cutoff(db, stale_after, now)
     with write_session(db) as session:
         row = session.execute(
             select(Dispatch).where(Dispatch.id == dispatch_id).with_for_update()
@@ -150,7 +157,7 @@ def resolve_lost(db: sessionmaker[Session], dispatch_id: int, stale_after: timed
         claimed = row.claimed_at
         if row.state != "running" or row.heartbeat_at is None or claimed is None:
             return False
-        if row.heartbeat_at >= now - stale_after:
+        if row.heartbeat_at >= cutoff:
             return False
         runs = list(
             session.scalars(
@@ -177,7 +184,7 @@ def resolve_lost(db: sessionmaker[Session], dispatch_id: int, stale_after: timed
 
 def resolve_stale_of_bank(db: sessionmaker[Session], bank: str, stale_after: timedelta) -> int:
     """At a worker's start: resolve every stale dispatch its bank's previous worker left."""
-    cutoff = utcnow() - stale_after
+    cutoff = heartbeat_cutoff(db, stale_after, utcnow())
     with db() as session:
         ids = list(
             session.scalars(
@@ -190,6 +197,7 @@ def resolve_stale_of_bank(db: sessionmaker[Session], bank: str, stale_after: tim
     return sum(resolve_lost(db, i, stale_after) for i in ids)
 
 
+@survives_outage
 def expire(db: sessionmaker[Session], dispatch_id: int, reason: str) -> bool:
     """Give up a dispatch no worker took; a late delivery then finds it final."""
     with write_session(db) as session:
@@ -268,11 +276,14 @@ class DistributedDispatcher:
             if row.state in FINAL_DISPATCH_STATES:
                 return outcome_of(row), row.state != "done"
             now = utcnow()
-            if row.state == "queued" and row.created_at < now - claim_timeout:
+            # Both clocks restart after a database outage: nobody could claim or beat.
+            if row.state == "queued" and row.created_at < heartbeat_cutoff(
+                self.db, claim_timeout, now
+            ):
                 expire(self.db, dispatch_id, f"no worker of bank {row.bank} took it in time")
                 continue
             if row.state == "running" and row.heartbeat_at is not None:
-                if row.heartbeat_at < now - self.stale_after:
+                if row.heartbeat_at < heartbeat_cutoff(self.db, self.stale_after, now):
                     resolve_lost(self.db, dispatch_id, self.stale_after)
                     continue
             time.sleep(self.poll_s)

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from dialbot.db.engine import write_session
 from dialbot.db.models import Base, Run, RunState
+from dialbot.db.outage import heartbeat_cutoff, survives_outage
 from dialbot.db.types import utcnow
 
 DISPATCH_STATES = ("queued", "running", "done", "lost", "expired")
@@ -128,6 +129,7 @@ class BankStatus:
     alive: bool
 
 
+@survives_outage
 def register_worker(
     db: sessionmaker[Session], *, host: str, pid: int, bank: str, region: str | None, modems: int
 ) -> int:
@@ -146,6 +148,7 @@ def register_worker(
         return worker.id
 
 
+@survives_outage
 def beat(
     db: sessionmaker[Session],
     worker_id: int,
@@ -188,6 +191,7 @@ def beat(
         )
 
 
+@survives_outage
 def stop_worker(db: sessionmaker[Session], worker_id: int) -> None:
     """A clean shutdown: the worker is gone now, not after the stale timeout."""
     with write_session(db) as session:
@@ -196,6 +200,7 @@ def stop_worker(db: sessionmaker[Session], worker_id: int) -> None:
         )
 
 
+@survives_outage
 def worker_alive(
     db: sessionmaker[Session],
     worker_id: int,
@@ -208,14 +213,15 @@ def worker_alive(
         row = session.get(FleetWorker, worker_id)
     if row is None or row.stopped_at is not None:
         return False
-    return row.heartbeat_at >= (now or utcnow()) - stale_after
+    return row.heartbeat_at >= heartbeat_cutoff(db, stale_after, now or utcnow())
 
 
+@survives_outage
 def live_banks(
     db: sessionmaker[Session], stale_after: timedelta, *, now: datetime | None = None
 ) -> list[FleetBank]:
     """Banks whose worker beats: the ones the controller may plan and dispatch for."""
-    cutoff = (now or utcnow()) - stale_after
+    cutoff = heartbeat_cutoff(db, stale_after, now or utcnow())
     with db() as session:
         rows = session.execute(
             select(FleetBank, FleetWorker.stopped_at)
@@ -226,6 +232,7 @@ def live_banks(
     return [bank for bank, stopped in rows if stopped is None]
 
 
+@survives_outage
 def fleet_status_rows(
     db: sessionmaker[Session], stale_after: timedelta, *, now: datetime | None = None
 ) -> list[BankStatus]:

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.engine import write_session
+from dialbot.db.outage import survives_outage
 from dialbot.db.types import utcnow
 from dialbot.scheduling.dispatch import Dispatcher, ProbeJob, ProbeOutcome
 from dialbot.scheduling.models import ItemState, NightPlan, NightState, PlanItemRow
@@ -77,6 +78,7 @@ def open_night(
     )  # fmt: skip
 
 
+@survives_outage
 def _find(db: sessionmaker[Session], schedule: str, night: str) -> NightPlan | None:
     with db() as session:
         return session.scalars(
@@ -84,6 +86,7 @@ def _find(db: sessionmaker[Session], schedule: str, night: str) -> NightPlan | N
         ).one_or_none()
 
 
+@survives_outage
 def _store(
     db: sessionmaker[Session],
     schedule: str,
@@ -123,6 +126,7 @@ def _store(
         return NightInfo(row.id, schedule, night, row.state, window[0], window[1], False, 0)
 
 
+@survives_outage
 def interrupt_running(db: sessionmaker[Session], plan_id: int) -> int:
     """Items that were running when the process died: never ordered again tonight."""
     with write_session(db) as session:
@@ -134,6 +138,7 @@ def interrupt_running(db: sessionmaker[Session], plan_id: int) -> int:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+@survives_outage
 def _claim(db: sessionmaker[Session], item_id: int) -> bool:
     with write_session(db) as session:
         result = session.execute(
@@ -148,6 +153,7 @@ def _claim(db: sessionmaker[Session], item_id: int) -> bool:
         return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
+@survives_outage
 def _set(
     db: sessionmaker[Session],
     item_ids: list[int],
@@ -170,6 +176,7 @@ def _set(
         )
 
 
+@survives_outage
 def progress(db: sessionmaker[Session], plan_id: int) -> dict[str, int]:
     """How many of the night's items are in each state."""
     with db() as session:
@@ -181,6 +188,7 @@ def progress(db: sessionmaker[Session], plan_id: int) -> dict[str, int]:
         return {state: int(count) for state, count in rows}
 
 
+@survives_outage
 def finish_night(db: sessionmaker[Session], plan_id: int) -> bool:
     """Mark the night done when nothing is left pending or running."""
     counts = progress(db, plan_id)
@@ -329,6 +337,7 @@ def _last_sp_run(items: list[PlanItemRow]) -> str | None:
     return last
 
 
+@survives_outage
 def close_expired(db: sessionmaker[Session], schedule: str, now: datetime) -> int:
     """Nights left running past their window (the process was down): close them.
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialbot.db.outage import DatabaseUnavailable
 from dialbot.db.types import utcnow
 from dialbot.errors import DialbotError
 from dialbot.scheduling.celery_app import CLEANUP_TASK, PROBE_TASK, BrokerSettings, queue_name
@@ -80,6 +82,8 @@ class BankWorker:
     settings: BrokerSettings
     host: str = field(default_factory=socket.gethostname)
     worker_id: int = 0
+    # Why the worker stopped itself (the database stayed away too long); None otherwise.
+    fatal: DatabaseUnavailable | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _beater: threading.Thread | None = None
 
@@ -106,7 +110,7 @@ class BankWorker:
         self._stop.set()
         if self._beater is not None:
             self._beater.join(timeout=self.settings.heartbeat_s * 2)
-        if self.worker_id:
+        if self.worker_id and self.fatal is None:
             stop_worker(self.db, self.worker_id)
 
     def heartbeat(self, snapshot: bool = False) -> None:
@@ -126,7 +130,12 @@ class BankWorker:
             count += 1
             try:
                 self.heartbeat(snapshot=count % SNAPSHOT_EVERY == 0)
-            except Exception:  # the database may blink; the next beat tries again
+            except DatabaseUnavailable as exc:  # past [database] outage_limit_s: stop
+                self.fatal = exc
+                log.error("stopping: %s", exc, extra={"bank": self.bank})
+                os.kill(os.getpid(), signal.SIGTERM)  # Celery's warm shutdown
+                return
+            except Exception:  # anything else: the next beat tries again
                 log.exception("heartbeat failed", extra={"bank": self.bank})
 
     # -- the tasks -----------------------------------------------------------------------
