@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from dialbot.cli._db import open_db
+from dialbot.cli._db import EXIT_DATABASE, open_db
 from dialbot.cli.common import get_config
 from dialbot.errors import ConfigError, DialbotError
 from dialbot.scheduling.daemon import Daemon
@@ -70,7 +70,7 @@ def daemon(
     except DialbotError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(2)
-    Daemon(
+    daemon = Daemon(
         db,
         schedules,
         runtime,
@@ -78,4 +78,8 @@ def daemon(
         metrics_port=None if no_metrics else metrics_port,
         metrics_addr=metrics_addr,
         housekeeping_s=housekeeping_s,
-    ).serve()
+    )
+    daemon.serve()
+    if daemon.fatal is not None:
+        click.echo(f"Error: {daemon.fatal}", err=True)
+        ctx.exit(EXIT_DATABASE)

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dialbot.cli._db import open_db
+from dialbot.cli._db import EXIT_DATABASE, open_db
 from dialbot.cli.common import get_config
+from dialbot.db.outage import DatabaseUnavailable
 from dialbot.db.types import utcnow
 from dialbot.errors import ConfigError, DialbotError
 from dialbot.scheduling.models import FINAL_ITEM_STATES
@@ -146,6 +147,9 @@ def run_cmd(
         try:
             result = run_night(db, chosen, runtime, window=window, on_plan=on_plan,
                                on_item=on_item)  # fmt: skip
+        except DatabaseUnavailable as exc:  # past [database] outage_limit_s
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_DATABASE)
         except DialbotError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)

@@ -27,6 +27,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.engine import engine_of
+from dialbot.db.outage import DatabaseUnavailable
 from dialbot.db.types import utcnow
 from dialbot.scheduling.alerts import AlertSender, AlertSettings, modem_alerts, scan_findings
 from dialbot.scheduling.dispatch import Runtime
@@ -72,6 +73,7 @@ class Daemon:
         self.metrics_addr = metrics_addr
         self.housekeeping_s = housekeeping_s
         self.stop = threading.Event()
+        self.fatal: DatabaseUnavailable | None = None  # why the daemon stopped itself
         self.metrics: MetricsServer | None = None
         self.scheduler: BackgroundScheduler | None = None
         self._locks = {name: threading.Lock() for name in self.schedules}
@@ -152,6 +154,8 @@ class Daemon:
                 return
             try:
                 run_night(self.db, schedule, self.runtime, stop=self.stop)
+            except DatabaseUnavailable as exc:
+                self._give_up(exc)
             except Exception:
                 log.exception("night failed", extra={"schedule": name})
 
@@ -161,8 +165,16 @@ class Daemon:
             scan_findings(self.db, utcnow() - ALERT_LOOKBACK)
             modem_alerts(self.db, self.runtime.fleet.out_of_service())
             self.alerts.deliver_due()
+        except DatabaseUnavailable as exc:
+            self._give_up(exc)
         except Exception:
             log.exception("housekeeping failed")
+
+    def _give_up(self, exc: DatabaseUnavailable) -> None:
+        """The database stayed away past its limit: stop the daemon (the CLI exits 3)."""
+        self.fatal = exc
+        log.error("stopping: %s", exc)
+        self.stop.set()
 
     def serve(self) -> None:
         """Start, then block until SIGTERM/SIGINT; then shut down cleanly."""

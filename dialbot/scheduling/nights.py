@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.engine import write_session
-from dialbot.db.outage import survives_outage
+from dialbot.db.outage import DatabaseUnavailable, survives_outage
 from dialbot.db.types import utcnow
 from dialbot.scheduling.dispatch import Dispatcher, ProbeJob, ProbeOutcome
 from dialbot.scheduling.models import ItemState, NightPlan, NightState, PlanItemRow
@@ -256,6 +256,8 @@ class NightExecutor:
     def _lane(self, items: list[PlanItemRow], window_end: datetime) -> None:
         try:
             self._run_lane(items, window_end)
+        except DatabaseUnavailable as exc:  # the night ends on it too; one line is enough
+            log.error("lane stopped: %s", exc, extra={"sim_id": items[0].sim_id})
         except Exception:  # a broken lane must not take the night down with it
             log.exception("lane failed", extra={"sim_id": items[0].sim_id})
 
@@ -293,6 +295,8 @@ class NightExecutor:
                            item.sim_id, attempt)  # fmt: skip
             try:
                 outcome = self.dispatcher.run(job)
+            except DatabaseUnavailable:
+                raise  # nothing can be recorded: not an outcome of the probe
             except Exception as exc:  # the dispatcher broke: count it as infrastructure
                 log.exception("dispatcher raised", extra={"item_id": item.id})
                 outcome = ProbeOutcome("infra_failed", ordered=True, error=repr(exc))

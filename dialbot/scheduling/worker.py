@@ -151,6 +151,8 @@ class BankWorker:
                        row.flow, row.sim_id, row.attempt)  # fmt: skip
         try:
             outcome = self.runtime.dispatcher.run(job)
+        except DatabaseUnavailable:
+            raise  # nothing can be recorded; the heartbeat stops the worker
         except Exception as exc:  # the probe broke: infrastructure, ordered if it got that far
             log.exception("probe raised", extra={"dispatch_id": dispatch_id})
             with self.db() as session:

@@ -54,7 +54,7 @@ def start_two_banks(c: Cluster) -> None:
         return len([r for r in rows if r.alive and r.ready_sims == 3]) == 2
 
     try:
-        wait_for(both_alive, 30, "both workers to register")
+        wait_for(both_alive, 90, "both workers to register")
     except AssertionError:
         raise AssertionError(c.logs()) from None
     engine_of(db).dispose()

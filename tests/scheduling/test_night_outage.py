@@ -92,3 +92,42 @@ def test_night_survives_a_postgresql_restart(
         assert rig.subscribed() == {}
         assert sims_with_pending(rig.db) == []
         assert verify_chain(rig.db).ok
+
+
+def test_outage_past_the_limit_ends_the_night_with_one_line(
+    tmp_path: Path,
+    private_pg: PrivatePostgres,  # noqa: F811
+) -> None:
+    data, _ = generate(seed=42, knobs=["overcharge"], honest=3, modems=3)
+    with serve(tmp_path, data, db_url=private_pg.url) as rig:
+        folder = Path(rig.config.source).parent
+        config = Path(rig.config.source)
+        config.write_text(
+            config.read_text(encoding="utf-8").replace(
+                "[database]\n", "[database]\noutage_limit_s = 2\n"
+            ),
+            encoding="utf-8",
+        )
+        (folder / "schedules").mkdir(exist_ok=True)
+        (folder / "schedules" / "night.toml").write_text(SCHEDULE, encoding="utf-8")
+        before = verify_chain(rig.db).checked
+        env = {k: v for k, v in os.environ.items() if k != "DIALBOT_RUNTIME"}
+        child = subprocess.Popen(
+            [sys.executable, "-m", "dialbot", "--config", str(config),
+             "schedule", "run", "night", "--window", "30"],
+            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            _wait(lambda: verify_chain(rig.db).checked > before + 3, "evidence of the night")
+            private_pg.stop()
+            _, err = child.communicate(timeout=DEADLINE_S)
+        finally:
+            if child.poll() is None:
+                child.kill()
+        assert child.returncode == 3, err[-3000:]
+        assert "Traceback" not in err, err
+        errors = [line for line in err.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "outage_limit_s" in errors[0], err[-3000:]
+        private_pg.start()
+        result = verify_chain(rig.db)
+        assert result.ok and result.checked > before + 3  # what was recorded is all there
