@@ -4,8 +4,9 @@ A sweep (`dialbot.flows.sweep`) and the scheduler's local runtime
 (`dialbot.flows.runtime`) both run probes on this host's modems; they differ
 in *what* they run and *when*, never in *how*. So the how lives here, once:
 opening the fleet, the watch for messages outside a probe of their sender,
-the probe environment, recording a SIM before it works (aborting what a dead
-process left unfinished), one probe with its contact window for the watch,
+the probe environment, recording a SIM before it works (taking over and
+judging what a dead process left unfinished: `dialbot.flows.recovery`, never
+a live process's runs), one probe with its contact window for the watch,
 the hygiene check a SIM gets before its first probe and after its last one
 (of a sweep or of a night), and the last-resort cleaning of a SIM.
 """
@@ -16,23 +17,22 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.config import Config
 from dialbot.db.catalogue import ServiceView
-from dialbot.db.engine import write_session
-from dialbot.db.models import TERMINAL_STATES, Run, RunState
+from dialbot.db.models import RunState
 from dialbot.db.obligations import pending_for_sim
+from dialbot.db.owner import RunBeat
 from dialbot.db.runs import upsert_sim
-from dialbot.db.types import utcnow
 from dialbot.errors import ModemError
 from dialbot.fleet import Fleet, FleetModem, FleetSettings, Lease, load_inventories
 from dialbot.flows.cleanup import Cleaner, CleanupFailed
 from dialbot.flows.model import Flow
 from dialbot.flows.record import now
+from dialbot.flows.recovery import CutJudged, Recovery
 from dialbot.flows.runner import ProbeEnv, RunOutcome, SimRef, run_flow
-from dialbot.flows.watch import Watch
+from dialbot.flows.watch import Watch, WatchResult
 from dialbot.judge.model import ServiceInfo
 from dialbot.modem import IncomingMessage, LinkState
 
@@ -49,18 +49,6 @@ def sim_msisdn(slot: FleetModem) -> str | None:
     """The SIM's number: as the modem reports it, else as the inventory declares it."""
     ident = slot.identity
     return (ident.msisdn if ident else None) or slot.entry.msisdn
-
-
-def abort_unfinished(db: sessionmaker[Session], sim_id: int) -> int:
-    """Runs of this SIM left unfinished by a process that died: aborted, never judged."""
-    open_states = [s.value for s in RunState if s not in TERMINAL_STATES]
-    with write_session(db) as session:
-        runs = list(
-            session.scalars(select(Run).where(Run.sim_id == sim_id, Run.state.in_(open_states)))
-        )
-        for run in runs:
-            run.move_to(RunState.ABORTED, at=utcnow(), error="the process ended before the run")
-        return len(runs)
 
 
 def open_fleet(
@@ -128,6 +116,9 @@ class Station:
         scale = config.probe.time_scale
         self.watch = Watch(db, config.carrier, catalogue, grace_s=scale * WATCH_GRACE_S)
         self.env = ProbeEnv(db, config.carrier, scale, catalogue, self.watch.put)
+        self.recovered: list[CutJudged] = []  # what dead processes left, judged here
+        self._recovered_lock = threading.Lock()
+        self._beat = RunBeat(db).start()
         for slot in fleet.slots:  # messages of idle modems are told apart by port
             msisdn = sim_msisdn(slot)
             if msisdn:
@@ -138,9 +129,25 @@ class Station:
         self.env = replace(self.env, catalogue=catalogue)
         self.watch.catalogue = catalogue
 
+    def recover(self, sim_id: int | None) -> list[CutJudged]:
+        """Take over the SIM's runs of dead processes and judge them as cut runs
+        (`dialbot.flows.recovery`); the runs of live processes are left alone."""
+        judged = Recovery(self.db, self.env.carrier, self.env.catalogue).recover(sim_id)
+        with self._recovered_lock:
+            self.recovered.extend(judged)
+        return judged
+
+    def close(self) -> list[WatchResult]:
+        """The end of the station's work: the watch judged and closed, the runs' heartbeat
+        stopped. Safe to call twice."""
+        try:
+            return self.watch.judge_all()
+        finally:
+            self._beat.stop()
+
     def enrol(self, slot: FleetModem, recover: bool = True) -> SimRef | None:
-        """Record the slot's SIM, tell the watch and (``recover``) abort the runs a dead
-        process left open — only when nothing else can be running on that SIM.
+        """Record the slot's SIM, tell the watch and (``recover``) take over and judge the
+        runs dead processes left on it (`recover`).
 
         None when the SIM's number is unknown (such a SIM cannot be probed: its
         evidence and obligations are keyed by number).
@@ -159,7 +166,7 @@ class Station:
         )
         self.watch.register(msisdn, sim_id, slot.entry.port)
         if recover:
-            abort_unfinished(self.db, sim_id)
+            self.recover(sim_id)
         return SimRef(sim_id, msisdn)
 
     def probe(

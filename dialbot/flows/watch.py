@@ -15,10 +15,19 @@ Fairness: a message from an SP the SIM dealt with moments ago (a late reply
 to a probe or to a cleanup's cancel keyword) is recorded but not judged —
 what an SP sends right after a cancellation is judged by the probe that
 cancelled, which keeps watching for that. `grace_s` is that moment.
+
+A watch run is closed and judged by `judge_all()`: periodically during a
+night, and always when the sweep, probe, night or worker that owns the
+watch ends — cleanly or through an error — so no watch run outlives its
+process as `running`. One that does (the process was killed) is judged on
+restart by `dialbot.flows.recovery`. `judge_all()` never raises for one
+run: a run someone else moved meanwhile is judged as recovery would, and a
+run that cannot be judged is aborted with the reason (and logged).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,9 +37,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialbot.carrier import CarrierProfile
 from dialbot.db.evidence import EventRow
 from dialbot.db.findings import record_findings
-from dialbot.db.models import RunState
+from dialbot.db.models import IllegalTransition, RunState
 from dialbot.db.obligations import pending_for_sim
-from dialbot.db.runs import create_run, transition
+from dialbot.db.runs import create_run, get_run, transition
+from dialbot.errors import DialbotError
 from dialbot.flows.history import past_orders
 from dialbot.flows.intake import national
 from dialbot.flows.record import Recorder, now, to_judge_event
@@ -40,6 +50,8 @@ from dialbot.judge.classify import is_carrier, parse_notice
 from dialbot.judge.model import Finding, PastOrder, RunRecord, ServiceInfo
 from dialbot.judge.timeline import find_by_sender, notice_matches
 from dialbot.modem import IncomingMessage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -159,16 +171,32 @@ class Watch:
         return past_orders(self.db, msisdn, self.carrier, sps)
 
     def judge_all(self) -> list[WatchResult]:
-        """Judge and close every open watch run (call when the SIMs are idle, e.g. sweep end)."""
+        """Judge and close every open watch run (at a sweep's, probe's or night's end, and
+        periodically); a message arriving meanwhile opens a new run. Never raises for a run."""
         with self._lock:
             opened, self._open = self._open, {}
-            results = []
-            for current in opened.values():
+        results = []
+        for current in opened.values():
+            try:
                 results.append(self._judge(current))
-            return results
+            except Exception as exc:  # one run's defect must not leave the others open
+                log.exception("judging watch run %s failed", current.run_id)
+                self._give_up(current.run_id, f"judging failed: {exc!r}")
+        return results
+
+    def _give_up(self, run_id: int, why: str) -> None:
+        """A run that could not be judged is closed (aborted, saying why), never left open."""
+        try:
+            if get_run(self.db, run_id).state in (RunState.RUNNING, RunState.JUDGING):
+                transition(self.db, run_id, RunState.ABORTED, error=why.splitlines()[0])
+        except (DialbotError, LookupError):
+            log.exception("closing watch run %s failed", run_id)
 
     def _judge(self, current: _Open) -> WatchResult:
-        transition(self.db, current.run_id, RunState.JUDGING)
+        try:
+            transition(self.db, current.run_id, RunState.JUDGING)
+        except IllegalTransition:
+            return self._judged_elsewhere(current)
         record = RunRecord(
             run_id=current.run_id,
             flow="watch",
@@ -184,3 +212,15 @@ class Watch:
         record_findings(self.db, current.run_id, new)
         transition(self.db, current.run_id, RunState.DONE)
         return WatchResult(current.run_id, current.sim, findings, len(current.recorder.rows))
+
+    def _judged_elsewhere(self, current: _Open) -> WatchResult:
+        """The run was moved by another process (taken for a dead one's): judge it as a cut
+        run, once, like recovery does; nothing when it was judged already."""
+        from dialbot.flows.recovery import Recovery  # recovery builds on the runner, as we do
+
+        log.warning("watch run %s was closed by another process", current.run_id)
+        found: list[Finding] = []
+        if get_run(self.db, current.run_id).state is RunState.ABORTED:
+            judged = Recovery(self.db, self.carrier, self.catalogue).judge_cut(current.run_id)
+            found = judged.findings if judged is not None else []
+        return WatchResult(current.run_id, current.sim, found, len(current.recorder.rows))
