@@ -170,8 +170,9 @@ class _Prober:
 @click.argument("service_code", required=False)
 @click.option("--flow", "flow_name", metavar="NAME", help="Run only this flow (e.g. decline).")
 @click.option("--modem", "modem", metavar="BANK:SLOT", help="Use this modem only.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              help="Seconds a modem may take to answer one command.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds a modem may take to answer one command "
+                   "(default: [modem] command_timeout, else 5).")  # fmt: skip
 @click.pass_context
 def probe_cmd(
     ctx: click.Context,
@@ -179,7 +180,7 @@ def probe_cmd(
     service_code: str | None,
     flow_name: str | None,
     modem: str | None,
-    timeout: float,
+    timeout: float | None,
 ) -> None:
     """Probe SP_CODE (all its services, or SERVICE_CODE) now.
 
@@ -223,7 +224,7 @@ def probe_cmd(
     finally:
         waits.stop()
         if prober is not None:
-            watched = prober.watch.judge_all()  # no watch run outlives the command
+            watched = prober.watch.close()  # no watch run outlives the command
         beat.stop()
         fleet.close()
     recovered = prober.recovered if prober is not None else []

@@ -25,12 +25,11 @@ EXIT_USAGE, EXIT_INCOMPLETE = 2, 3
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
-    default=5.0,
-    show_default=True,
-    help="Seconds a modem may take to answer one command.",
+    default=None,
+    help="Seconds a modem may take to answer one command (default: [modem] command_timeout, else 5).",
 )
 @click.pass_context
-def sweep_cmd(ctx: click.Context, timeout: float) -> None:
+def sweep_cmd(ctx: click.Context, timeout: float | None) -> None:
     """Probe every catalogued service with the standard flows for its billing type."""
     config = get_config(ctx)
     db = open_db(ctx)

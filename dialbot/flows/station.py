@@ -51,14 +51,32 @@ def sim_msisdn(slot: FleetModem) -> str | None:
     return (ident.msisdn if ident else None) or slot.entry.msisdn
 
 
+def fleet_settings(config: Config, timeout: float | None = None) -> FleetSettings:
+    """The driver's timings: `[modem]` of dialbot.toml, ``timeout`` (a command's
+    --timeout) over its command_timeout, built-in defaults for the rest."""
+    m = config.modem
+    given = {
+        "command_timeout": timeout if timeout is not None else m.command_timeout,
+        "send_timeout": m.send_timeout,
+        "ussd_timeout": m.ussd_timeout,
+        "concat_timeout": m.concat_timeout,
+        "check_interval": m.check_interval if m.check_interval is not None else 30.0,
+        "backoff_initial": m.backoff_initial,
+        "backoff_max": m.backoff_max,
+        "quarantine_after": m.quarantine_after,
+    }
+    return FleetSettings(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
+
+
 def open_fleet(
     config: Config,
     sink: Callable[[IncomingMessage], None] | None = None,
-    timeout: float = 5.0,
+    timeout: float | None = None,
 ) -> Fleet:
     """Every bank of `hardware/`, opened and checked; messages of idle modems go to sink."""
     banks = load_inventories(config.paths.hardware)
-    settings = FleetSettings(command_timeout=timeout, check_interval=30.0)
+    settings = fleet_settings(config, timeout)
+    timeout = settings.command_timeout
     fleet = Fleet(banks, config.carrier, settings, unsolicited=sink)
     fleet.open(timeout=timeout * 3)
     fleet.refresh(timeout=timeout * 4)
@@ -141,7 +159,7 @@ class Station:
         """The end of the station's work: the watch judged and closed, the runs' heartbeat
         stopped. Safe to call twice."""
         try:
-            return self.watch.judge_all()
+            return self.watch.close()
         finally:
             self._beat.stop()
 

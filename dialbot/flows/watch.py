@@ -91,6 +91,7 @@ class Watch:
         self._ports: dict[str, str] = {}
         self._open: dict[str, _Open] = {}
         self._contacts: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        self._closed = False  # after close(): each message is recorded and judged at once
 
     def register(self, msisdn: str, sim_id: int | None, port: str | None = None) -> None:
         """Which SIM (database id, when known) sits behind which port."""
@@ -133,11 +134,23 @@ class Watch:
                 info = create_run(self.db, "watch", sim_id=sim_id)
                 transition(self.db, info.id, RunState.RUNNING)
                 current = _Open(info.id, Recorder(self.db, msisdn, info.id), msisdn)
-                self._open[key] = current
+                if not self._closed:
+                    self._open[key] = current
             late = msisdn is not None and self._late_reply(msisdn, message)
             row = current.recorder.sms_in(message, watch="late_reply" if late else "judged")
             if not late:
                 current.judged.append(row)
+            closed = self._closed
+        if closed:  # nobody will judge the watch again: this message's run is judged now
+            self._judge_safely(current)
+
+    def close(self) -> list[WatchResult]:
+        """The owner stops (sweep, probe, night or worker end): judge and close every open
+        run; a message that still arrives (the modems are closed after this) is recorded
+        and judged on its own at once, so no run is left open."""
+        with self._lock:
+            self._closed = True
+        return self.judge_all()
 
     def _late_reply(self, msisdn: str, message: IncomingMessage) -> bool:
         """From an SP the SIM dealt with moments ago (or the carrier's notice about one)."""
@@ -175,14 +188,16 @@ class Watch:
         periodically); a message arriving meanwhile opens a new run. Never raises for a run."""
         with self._lock:
             opened, self._open = self._open, {}
-        results = []
-        for current in opened.values():
-            try:
-                results.append(self._judge(current))
-            except Exception as exc:  # one run's defect must not leave the others open
-                log.exception("judging watch run %s failed", current.run_id)
-                self._give_up(current.run_id, f"judging failed: {exc!r}")
-        return results
+        results = [self._judge_safely(current) for current in opened.values()]
+        return [r for r in results if r is not None]
+
+    def _judge_safely(self, current: _Open) -> WatchResult | None:
+        try:
+            return self._judge(current)
+        except Exception as exc:  # one run's defect must not leave it, or the others, open
+            log.exception("judging watch run %s failed", current.run_id)
+            self._give_up(current.run_id, f"judging failed: {exc!r}")
+            return None
 
     def _give_up(self, run_id: int, why: str) -> None:
         """A run that could not be judged is closed (aborted, saying why), never left open."""
