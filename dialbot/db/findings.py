@@ -25,6 +25,8 @@ from dialbot.errors import DialbotError
 from dialbot.mask import mask_msisdn
 
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
+# The error of a run whose distributed worker died (dialbot.scheduling.distributed).
+LOST = "worker lost mid-probe"
 EXPORT_FIELDS = (
     "run_id",
     "sp_code",
@@ -65,14 +67,14 @@ def record_findings(
         run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one()
         if run.state != RunState.JUDGING.value:
             raise FindingRefused(f"run {run_id} is {run.state}, not judging: no findings recorded")
-        run.judged_at = utcnow()
         return _store(session, run_id, findings)
 
 
 def record_cut_findings(
     session_factory: sessionmaker[Session], run_id: int, findings: Sequence[NewFinding]
 ) -> list[int] | None:
-    """Store the findings of a run cut short (``aborted``) and judged on what it saw.
+    """Store the findings of a run cut short (``aborted``, or ``infra_failed`` because its
+    distributed worker was lost) and judged on what it saw.
 
     Such a run is judged exactly once: the row is locked, and a run already
     judged (``judged_at`` set, by another process that recovered it first)
@@ -81,8 +83,11 @@ def record_cut_findings(
     """
     with write_session(session_factory) as session:
         run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one()
-        if run.state != RunState.ABORTED.value:
-            raise FindingRefused(f"run {run_id} is {run.state}, not aborted: not judged as cut")
+        cut = run.state == RunState.ABORTED.value or (
+            run.state == RunState.INFRA_FAILED.value and (run.error or "").startswith(LOST)
+        )
+        if not cut:
+            raise FindingRefused(f"run {run_id} is {run.state}, not cut short: not judged as cut")
         if run.judged_at is not None:
             return None
         run.judged_at = utcnow()

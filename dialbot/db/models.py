@@ -199,7 +199,8 @@ class Run(Base):
     owner_host: Mapped[str | None] = mapped_column(String(255))
     owner_pid: Mapped[int | None] = mapped_column(Integer)
     owner_started_at: Mapped[datetime | None] = mapped_column()
-    # when its findings were recorded (a run cut short by a dead process is judged once)
+    # when a run cut short (dead process, lost worker, defect) was judged on what it saw:
+    # it is judged once, and its findings count although it is no probe
     judged_at: Mapped[datetime | None] = mapped_column()
 
     sp: Mapped[Sp | None] = relationship()

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialbot.carrier import CarrierProfile
 from dialbot.db.engine import write_session
 from dialbot.db.evidence import EventRow, events_for_run
-from dialbot.db.findings import record_cut_findings
+from dialbot.db.findings import LOST, record_cut_findings
 from dialbot.db.models import TERMINAL_STATES, CleanupObligation, Run, RunState, Service, Sim
 from dialbot.db.obligations import pending_for_sim
 from dialbot.db.owner import owner_alive
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 
 # The error of a run taken over from a dead owner (rows written before run owners say just this).
 DEAD = "the process ended before the run"
-LOST = "worker lost mid-probe"  # a distributed worker's run, resolved by the controller
 OPEN_STATES = tuple(s.value for s in RunState if s not in TERMINAL_STATES)
 FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "watch")
 

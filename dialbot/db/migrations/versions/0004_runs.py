@@ -2,9 +2,9 @@
 
 A process that starts probing a SIM must leave the runs of live processes
 alone and take over only those whose owner is gone (see
-``dialbot.db.owner``); ``judged_at`` says a run's findings were recorded,
-which is how a run cut short by a dead process is judged exactly once on
-restart (``dialbot.flows.recovery``).
+``dialbot.db.owner``); ``judged_at`` says when a run cut short (its process
+died) was judged on what it saw, which is how it is judged exactly once
+(``dialbot.flows.recovery``) and how reports count its findings.
 
 Frozen: describes the schema as of revision 0004_runs and does not import the
 models.
