@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from flowrig import Rig, generate, serve
 from sqlalchemy import func, select
@@ -36,6 +37,7 @@ from dialbot.db.owner import Owner, process_start, this_process
 from dialbot.db.runs import create_run, get_run, transition
 from dialbot.flows.loader import standard_flows
 from dialbot.flows.recovery import DEAD
+from dialbot.flows.steps import StepRunner
 from dialbot.flows.sweep import Sweep, SweepReport
 from dialbot.sim.world import Sp
 
@@ -231,3 +233,46 @@ def test_a_sweep_ends_with_no_run_running(tmp_path: Path) -> None:
             wait_until(lambda: len(spam_findings(rig, spammer)) > before, 20.0, "late spam")
         assert open_runs(rig) == []
         assert [c for _, c in spam_findings(rig, spammer)] == ["UNSOLICITED_MESSAGE"] * 2
+
+
+def test_a_defect_in_one_probe_ends_that_run_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception in the middle of one probe (after its order went out): that
+    run ends aborted and judged on what it saw, its order is cleaned up, the sweep goes on
+    to its end; `dialbot probe` meeting the same says so in one line and exits 3."""
+    data, _ = generate(seed=57, knobs=[], honest=3, modems=2)
+    with serve(tmp_path / "w", data) as rig:
+        original = StepRunner.balance
+        broken: list[int] = []
+
+        def balance(self: StepRunner, step: Any) -> None:
+            if step.label == "after" and self.flow_kind != "hygiene" and not broken:
+                broken.append(self.run_id)
+                raise RuntimeError("a defect nobody foresaw")
+            original(self, step)
+
+        monkeypatch.setattr(StepRunner, "balance", balance)
+        report = rig.sweep()
+        (run_id,) = broken
+        info = get_run(rig.db, run_id)
+        assert info.state.value == "aborted" and info.judged_at is not None
+        assert info.error is not None and "a defect nobody foresaw" in info.error
+        assert [p.reason.split(":")[0] for p in report.not_probed] == ["aborted"]
+        assert len(report.outcomes) == 2 * len(rig.world.sps) - 1  # every other probe ran
+        assert open_runs(rig) == []
+        assert sims_with_pending(rig.db) == []
+        assert rig.subscribed() == {}
+
+        broken.clear()
+        sp = rig.world.sps[0]
+        result = CliRunner().invoke(
+            cli, ["--config", str(rig.config.source), "probe", sp.code, "--flow", "decline"]
+        )
+        assert result.exit_code == 3, result.output
+        assert "Traceback" not in result.output
+        assert "a defect nobody foresaw" in result.output  # the one line saying why
+        assert open_runs(rig) == []
+        assert rig.subscribed() == {}
+        log = (Path(str(rig.config.source)).parent / "dialbot.log").read_text(encoding="utf-8")
+        assert "Traceback" in log and "a defect nobody foresaw" in log  # details in the log
