@@ -22,7 +22,10 @@ from dialbot.errors import ConfigError
 
 CONFIG_NAME = "dialbot.toml"
 PATH_KEYS = ("hardware", "probes", "schedules", "reports")
-SECTIONS = {"database", "paths", "carrier", "probe", "alerts", "broker"}
+SECTIONS = {"database", "paths", "carrier", "probe", "alerts", "broker", "modem"}
+# [modem]: every timing of the modem driver (seconds; quarantine_after is a count).
+MODEM_KEYS = ("command_timeout", "send_timeout", "ussd_timeout", "concat_timeout",
+              "check_interval", "backoff_initial", "backoff_max", "quarantine_after")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,27 @@ class ProbeSettings:
 
 
 @dataclass(frozen=True)
+class ModemTimings:
+    """`[modem]`: the driver's timings; None keeps the built-in default.
+
+    command_timeout: one AT command; send_timeout: one SMS (a long multipart
+    send may need more); ussd_timeout: one USSD session; concat_timeout: how
+    long the parts of a multipart message are awaited; check_interval: the
+    idle health check; backoff_initial/backoff_max: reconnect delays;
+    quarantine_after: failed reconnects before a modem is quarantined.
+    """
+
+    command_timeout: float | None = None
+    send_timeout: float | None = None
+    ussd_timeout: float | None = None
+    concat_timeout: float | None = None
+    check_interval: float | None = None
+    backoff_initial: float | None = None
+    backoff_max: float | None = None
+    quarantine_after: int | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str
     paths: Paths
@@ -46,6 +70,7 @@ class Config:
     database_outage_limit_s: float = 300.0
     carrier: CarrierProfile = field(default_factory=CarrierProfile)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
+    modem: ModemTimings = field(default_factory=ModemTimings)
     source: Path | None = None
     # [alerts] (validated by dialbot.scheduling.alerts.parse_alerts) and
     # [broker] url (Celery, distributed mode); DIALBOT_BROKER_URL overrides.
@@ -81,6 +106,7 @@ def load_config(path: Path | None = None) -> Config:
         paths=_paths(_table(data, "paths", name), name, base),
         carrier=CarrierProfile.from_mapping(data.get("carrier"), name),
         probe=_probe(_table(data, "probe", name), name),
+        modem=_modem(_table(data, "modem", name), name),
         source=source.resolve() if source is not None else None,
         alerts=_alerts(data.get("alerts"), name),
         broker_url=_broker(_table(data, "broker", name), name),
@@ -175,3 +201,20 @@ def _probe(table: dict[str, Any], name: str) -> ProbeSettings:
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(name, "probe.time_scale", "must be greater than 0")
     return ProbeSettings(time_scale=float(value))
+
+
+def _modem(table: dict[str, Any], name: str) -> ModemTimings:
+    _only(table, MODEM_KEYS, "modem", name)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(name, f"modem.{key}", "must be a number")
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(name, f"modem.{key}", "must be greater than 0")
+        if key == "quarantine_after":
+            if not isinstance(value, int):
+                raise ConfigError(name, "modem.quarantine_after", "must be a whole number")
+            values[key] = value
+        else:
+            values[key] = float(value)
+    return ModemTimings(**values)

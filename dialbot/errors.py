@@ -60,6 +60,11 @@ class AtTimeout(ModemError):
     """The modem did not answer a command within its deadline."""
 
 
+class ModemBusy(AtTimeout):
+    """Another operation (e.g. a long multipart send) held the modem longer than one
+    could wait for it: the modem is working, not dead."""
+
+
 class CmsError(ModemError):
     """The modem answered +CMS ERROR (message service failure)."""
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import NoReturn
+
 import click
 
 from dialbot.config import Config, load_config
@@ -22,3 +26,37 @@ def get_config(ctx: click.Context) -> Config:
         ctx.exit(2)
     obj["config"] = config
     return config
+
+
+LOG_NAME = "dialbot.log"
+
+
+def command_log(config: Config) -> Path:
+    """Send this command's log (warnings and the details of any error, tracebacks
+    included) to ``dialbot.log`` beside dialbot.toml; returns its path.
+
+    The console stays for the user: one line per error, never a traceback.
+    """
+    folder = config.source.parent if config.source is not None else Path.cwd()
+    path = folder / LOG_NAME
+    root = logging.getLogger("dialbot")
+    if not any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s pid %(process)d: %(message)s")
+        )
+        handler.setLevel(logging.INFO)
+        root.addHandler(handler)
+        if root.level == logging.NOTSET or root.level > logging.INFO:
+            root.setLevel(logging.INFO)
+    return path
+
+
+def fail(ctx: click.Context, exc: BaseException, code: int, log_path: Path | None) -> NoReturn:
+    """End the command after an unexpected error: one line, the details in the log."""
+    logging.getLogger("dialbot.cli").error("command failed", exc_info=exc)
+    first = (str(exc).strip().splitlines() or [""])[0] or type(exc).__name__
+    where = f" (details in {log_path})" if log_path is not None else ""
+    click.echo(f"Error: {type(exc).__name__}: {first}{where}", err=True)
+    ctx.exit(code)
+    raise AssertionError("unreachable")  # ctx.exit raises

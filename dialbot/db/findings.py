@@ -21,10 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialbot.db.engine import write_session
 from dialbot.db.models import SEVERITIES, EvidenceEvent, Finding, Run, RunState
 from dialbot.db.outage import survives_outage
+from dialbot.db.types import utcnow
 from dialbot.errors import DialbotError
 from dialbot.mask import mask_msisdn
 
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
+# The error of a run whose distributed worker died (dialbot.scheduling.distributed).
+LOST = "worker lost mid-probe"
 EXPORT_FIELDS = (
     "run_id",
     "sp_code",
@@ -66,26 +69,55 @@ def record_findings(
         run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one()
         if run.state != RunState.JUDGING.value:
             raise FindingRefused(f"run {run_id} is {run.state}, not judging: no findings recorded")
-        _check_evidence_exists(session, {i for f in findings for i in f.evidence})
-        ids = []
-        for f in findings:
-            _check_finding(f)
-            row = Finding(
-                run_id=run_id,
-                sp_code=f.sp_code,
-                service_code=f.service_code,
-                code=f.code,
-                severity=f.severity,
-                amount_fen=f.amount_fen,
-                observed_at=f.observed_at,
-                sim=f.sim,
-                evidence=sorted(set(f.evidence)),
-                detail=f.detail,
-            )
-            session.add(row)
-            session.flush()
-            ids.append(row.id)
-        return ids
+        return _store(session, run_id, findings)
+
+
+@survives_outage
+def record_cut_findings(
+    session_factory: sessionmaker[Session], run_id: int, findings: Sequence[NewFinding]
+) -> list[int] | None:
+    """Store the findings of a run cut short (``aborted``, or ``infra_failed`` because its
+    distributed worker was lost) and judged on what it saw.
+
+    Such a run is judged exactly once: the row is locked, and a run already
+    judged (``judged_at`` set, by another process that recovered it first)
+    gets nothing and None is returned. The run stays aborted (it is never
+    counted as a probe of the SP); its findings count like any other.
+    """
+    with write_session(session_factory) as session:
+        run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one()
+        cut = run.state == RunState.ABORTED.value or (
+            run.state == RunState.INFRA_FAILED.value and (run.error or "").startswith(LOST)
+        )
+        if not cut:
+            raise FindingRefused(f"run {run_id} is {run.state}, not cut short: not judged as cut")
+        if run.judged_at is not None:
+            return None
+        run.judged_at = utcnow()
+        return _store(session, run_id, findings)
+
+
+def _store(session: Session, run_id: int, findings: Sequence[NewFinding]) -> list[int]:
+    _check_evidence_exists(session, {i for f in findings for i in f.evidence})
+    ids = []
+    for f in findings:
+        _check_finding(f)
+        row = Finding(
+            run_id=run_id,
+            sp_code=f.sp_code,
+            service_code=f.service_code,
+            code=f.code,
+            severity=f.severity,
+            amount_fen=f.amount_fen,
+            observed_at=f.observed_at,
+            sim=f.sim,
+            evidence=sorted(set(f.evidence)),
+            detail=f.detail,
+        )
+        session.add(row)
+        session.flush()
+        ids.append(row.id)
+    return ids
 
 
 def _check_finding(f: NewFinding) -> None:

@@ -177,6 +177,7 @@ class Run(Base):
     __table_args__ = (
         CheckConstraint(_in("state", tuple(s.value for s in RunState)), name="ck_runs_state"),
         Index("ix_runs_state_heartbeat", "state", "heartbeat_at"),
+        Index("ix_runs_owner", "owner_host", "owner_pid"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -194,6 +195,13 @@ class Run(Base):
     ended_at: Mapped[datetime | None] = mapped_column()
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
+    # the process that runs it (dialbot.db.owner): only a dead owner's runs are taken over
+    owner_host: Mapped[str | None] = mapped_column(String(255))
+    owner_pid: Mapped[int | None] = mapped_column(Integer)
+    owner_started_at: Mapped[datetime | None] = mapped_column()
+    # when a run cut short (dead process, lost worker, defect) was judged on what it saw:
+    # it is judged once, and its findings count although it is no probe
+    judged_at: Mapped[datetime | None] = mapped_column()
 
     sp: Mapped[Sp | None] = relationship()
     service: Mapped[Service | None] = relationship()

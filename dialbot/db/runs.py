@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialbot.db.engine import write_session
 from dialbot.db.models import Run, RunState, Service, Sim
 from dialbot.db.outage import survives_outage
+from dialbot.db.owner import Owner, this_process
 from dialbot.db.types import utcnow
 
 
@@ -40,13 +41,19 @@ class RunInfo:
     ended_at: datetime | None
     heartbeat_at: datetime | None
     error: str | None
+    owner: Owner | None = None
+    judged_at: datetime | None = None
 
 
 def _snapshot(run: Run) -> RunInfo:
+    owner = None
+    if run.owner_host is not None and run.owner_pid is not None:
+        owner = Owner(run.owner_host, run.owner_pid, run.owner_started_at)
     return RunInfo(
         run.id, run.flow, RunState(run.state), run.sp_id, run.service_id,
         run.service_version_id, run.sim_id, run.modem, run.attempt, run.retry_of_id,
         run.created_at, run.started_at, run.ended_at, run.heartbeat_at, run.error,
+        owner, run.judged_at,
     )  # fmt: skip
 
 
@@ -58,13 +65,18 @@ def create_run(
     service_id: int | None = None,
     sim_id: int | None = None,
     retry_of: int | None = None,
+    owner: Owner | None = None,
 ) -> RunInfo:
     """Plan a run. For a service run, the SP and the catalogue version probed
     are pinned now, so later catalogue changes never rewrite what it was judged
     against. A retry (``retry_of``) records which run it repeats and counts
-    its attempt."""
+    its attempt. The run belongs to ``owner`` (default: this process), and
+    only once that owner is gone may another process take it over."""
+    me = owner or this_process()
     with write_session(session_factory) as session:
-        run = Run(flow=flow, service_id=service_id, sim_id=sim_id, attempt=1)
+        run = Run(flow=flow, service_id=service_id, sim_id=sim_id, attempt=1,
+                  owner_host=me.host, owner_pid=me.pid,
+                  owner_started_at=me.started_at)  # fmt: skip
         if service_id is not None:
             service = session.get(Service, service_id)
             if service is None:

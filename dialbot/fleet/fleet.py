@@ -38,6 +38,9 @@ class NoModemAvailable(DialbotError):
 @dataclass(frozen=True)
 class FleetSettings:
     command_timeout: float = 5.0
+    send_timeout: float = 30.0
+    ussd_timeout: float = 15.0
+    concat_timeout: float = 120.0
     low_balance_fen: int = 100
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
@@ -107,6 +110,9 @@ class Fleet:
             baud=entry.baud,
             pin=entry.pin,
             command_timeout=s.command_timeout,
+            send_timeout=s.send_timeout,
+            ussd_timeout=s.ussd_timeout,
+            concat_timeout=s.concat_timeout,
             backoff_initial=s.backoff_initial,
             backoff_max=s.backoff_max,
             quarantine_after=s.quarantine_after,

@@ -84,6 +84,8 @@ class ProbeEnv:
     catalogue: tuple[ServiceInfo, ...]
     foreign: ForeignSink
     on_event: Callable[[EventRow], None] | None = None
+    # (what, seconds): the run starts waiting up to that long (a live display counts it down)
+    on_wait: Callable[[str, float], None] | None = None
 
     def scaled(self, seconds: float) -> float:
         return seconds * self.time_scale
@@ -155,6 +157,11 @@ def run_flow(
     except (CleanupFailed, ModemError) as exc:
         # the SIM cannot be used: an infrastructure failure, not the SP's
         return _infra_failed(env, recorder, outcome, exc, "cleaning the SIM first", cleanup=True)
+    except Exception as exc:  # a defect: the SIM's state is unknown, so it must stop
+        log.exception("run %s: cleaning the SIM first failed", outcome.run_id)
+        _end(env, recorder, outcome, RunState.ABORTED, f"unexpected error: {exc!r}")
+        outcome.cleanup_error = outcome.error
+        return outcome
     try:
         steps.run_all(effective_steps(flow, svc), lambda: heartbeat(env.db, info.id))
         if flow.kind == "hygiene" and steps.listing:
@@ -167,7 +174,14 @@ def run_flow(
         outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome)
         return outcome
     except DialbotError as exc:
-        return _end(env, recorder, outcome, RunState.ABORTED, f"run aborted: {exc}")
+        _cut(env, recorder, outcome, f"run aborted: {exc}")
+        outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome)
+        return outcome
+    except Exception as exc:  # a defect ends this run, never the sweep, night or worker
+        log.exception("run %s: unexpected error while %s", outcome.run_id, steps.doing)
+        _cut(env, recorder, outcome, f"unexpected error while {steps.doing}: {exc!r}")
+        outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome)
+        return outcome
     outcome.listing = steps.listing
     outcome.cancel_acked_at = steps.cancel_acked_at
     outcome.last_balance_event = steps.last_balance
@@ -189,6 +203,21 @@ def _end(
     recorder.note(outcome.error)
     transition(env.db, outcome.run_id, state, error=outcome.error)
     return outcome
+
+
+def _cut(env: ProbeEnv, recorder: Recorder, outcome: RunOutcome, why: str) -> None:
+    """End a run that stopped half-way (aborted), then judge it on what it saw, as a run
+    a dead process left would be (only the rules that need nothing but what was seen)."""
+    from dialbot.flows.recovery import Recovery  # recovery builds on this module
+
+    _end(env, recorder, outcome, RunState.ABORTED, why)
+    try:
+        judged = Recovery(env.db, env.carrier, env.catalogue).judge_cut(outcome.run_id)
+    except Exception:  # left unjudged: the next recovery of the SIM tries again
+        log.exception("run %s: judging the cut run failed", outcome.run_id)
+        return
+    if judged is not None:
+        outcome.findings = judged.findings
 
 
 def _infra_failed(
@@ -290,4 +319,7 @@ def _cleanup(
         cleaner.run(known=fresh, tried_keyword=steps.keyword_sent_for)
     except (CleanupFailed, ModemError) as exc:
         return str(exc).splitlines()[0]
+    except Exception as exc:  # a defect: the SIM may still be subscribed (fail closed)
+        log.exception("run %s: cleanup failed", outcome.run_id)
+        return f"unexpected error: {exc!r}"
     return None

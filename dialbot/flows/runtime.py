@@ -52,7 +52,6 @@ from dialbot.flows.station import (
     BENCH_AFTER_FAULTS,
     FleetSink,
     Station,
-    abort_unfinished,
     open_fleet,
 )
 from dialbot.modem import LinkState
@@ -283,6 +282,7 @@ class LocalFleet:
         """
         self.reload_catalogue()
         self.judge_watch()
+        self.station.recover(None)  # runs of dead processes on modems whose SIM is unknown
         owed = set(sims_with_pending(self.db))
         entries = list(self._sims.values())
         with ThreadPoolExecutor(max_workers=max(1, len(entries))) as pool:
@@ -313,7 +313,7 @@ class LocalFleet:
             return f"modem {state.value}" if owes else None
         with lease:
             assert sim.id is not None
-            abort_unfinished(self.db, sim.id)
+            self.station.recover(sim.id)
             error = self.station.clean(lease, sim, clear_all=False) if owes else None
         with self._lock:
             if error is None:
@@ -365,7 +365,7 @@ class LocalFleet:
         if self._judge_thread is not None:
             self._judge_thread.join()
         try:
-            self.judge_watch()
+            self.station.close()
         finally:
             self.fleet.close()
 

@@ -4,8 +4,9 @@ A sweep (`dialbot.flows.sweep`) and the scheduler's local runtime
 (`dialbot.flows.runtime`) both run probes on this host's modems; they differ
 in *what* they run and *when*, never in *how*. So the how lives here, once:
 opening the fleet, the watch for messages outside a probe of their sender,
-the probe environment, recording a SIM before it works (aborting what a dead
-process left unfinished), one probe with its contact window for the watch,
+the probe environment, recording a SIM before it works (taking over and
+judging what a dead process left unfinished: `dialbot.flows.recovery`, never
+a live process's runs), one probe with its contact window for the watch,
 the hygiene check a SIM gets before its first probe and after its last one
 (of a sweep or of a night), and the last-resort cleaning of a SIM.
 """
@@ -16,23 +17,22 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.config import Config
 from dialbot.db.catalogue import ServiceView
-from dialbot.db.engine import write_session
-from dialbot.db.models import TERMINAL_STATES, Run, RunState
+from dialbot.db.models import RunState
 from dialbot.db.obligations import pending_for_sim
+from dialbot.db.owner import RunBeat
 from dialbot.db.runs import upsert_sim
-from dialbot.db.types import utcnow
 from dialbot.errors import ModemError
 from dialbot.fleet import Fleet, FleetModem, FleetSettings, Lease, load_inventories
 from dialbot.flows.cleanup import Cleaner, CleanupFailed
 from dialbot.flows.model import Flow
 from dialbot.flows.record import now
+from dialbot.flows.recovery import CutJudged, Recovery
 from dialbot.flows.runner import ProbeEnv, RunOutcome, SimRef, run_flow
-from dialbot.flows.watch import Watch
+from dialbot.flows.watch import Watch, WatchResult
 from dialbot.judge.model import ServiceInfo
 from dialbot.modem import IncomingMessage, LinkState
 
@@ -51,26 +51,32 @@ def sim_msisdn(slot: FleetModem) -> str | None:
     return (ident.msisdn if ident else None) or slot.entry.msisdn
 
 
-def abort_unfinished(db: sessionmaker[Session], sim_id: int) -> int:
-    """Runs of this SIM left unfinished by a process that died: aborted, never judged."""
-    open_states = [s.value for s in RunState if s not in TERMINAL_STATES]
-    with write_session(db) as session:
-        runs = list(
-            session.scalars(select(Run).where(Run.sim_id == sim_id, Run.state.in_(open_states)))
-        )
-        for run in runs:
-            run.move_to(RunState.ABORTED, at=utcnow(), error="the process ended before the run")
-        return len(runs)
+def fleet_settings(config: Config, timeout: float | None = None) -> FleetSettings:
+    """The driver's timings: `[modem]` of dialbot.toml, ``timeout`` (a command's
+    --timeout) over its command_timeout, built-in defaults for the rest."""
+    m = config.modem
+    given = {
+        "command_timeout": timeout if timeout is not None else m.command_timeout,
+        "send_timeout": m.send_timeout,
+        "ussd_timeout": m.ussd_timeout,
+        "concat_timeout": m.concat_timeout,
+        "check_interval": m.check_interval if m.check_interval is not None else 30.0,
+        "backoff_initial": m.backoff_initial,
+        "backoff_max": m.backoff_max,
+        "quarantine_after": m.quarantine_after,
+    }
+    return FleetSettings(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
 
 
 def open_fleet(
     config: Config,
     sink: Callable[[IncomingMessage], None] | None = None,
-    timeout: float = 5.0,
+    timeout: float | None = None,
 ) -> Fleet:
     """Every bank of `hardware/`, opened and checked; messages of idle modems go to sink."""
     banks = load_inventories(config.paths.hardware)
-    settings = FleetSettings(command_timeout=timeout, check_interval=30.0)
+    settings = fleet_settings(config, timeout)
+    timeout = settings.command_timeout
     fleet = Fleet(banks, config.carrier, settings, unsolicited=sink)
     fleet.open(timeout=timeout * 3)
     fleet.refresh(timeout=timeout * 4)
@@ -128,6 +134,9 @@ class Station:
         scale = config.probe.time_scale
         self.watch = Watch(db, config.carrier, catalogue, grace_s=scale * WATCH_GRACE_S)
         self.env = ProbeEnv(db, config.carrier, scale, catalogue, self.watch.put)
+        self.recovered: list[CutJudged] = []  # what dead processes left, judged here
+        self._recovered_lock = threading.Lock()
+        self._beat = RunBeat(db).start()
         for slot in fleet.slots:  # messages of idle modems are told apart by port
             msisdn = sim_msisdn(slot)
             if msisdn:
@@ -138,9 +147,25 @@ class Station:
         self.env = replace(self.env, catalogue=catalogue)
         self.watch.catalogue = catalogue
 
+    def recover(self, sim_id: int | None) -> list[CutJudged]:
+        """Take over the SIM's runs of dead processes and judge them as cut runs
+        (`dialbot.flows.recovery`); the runs of live processes are left alone."""
+        judged = Recovery(self.db, self.env.carrier, self.env.catalogue).recover(sim_id)
+        with self._recovered_lock:
+            self.recovered.extend(judged)
+        return judged
+
+    def close(self) -> list[WatchResult]:
+        """The end of the station's work: the watch judged and closed, the runs' heartbeat
+        stopped. Safe to call twice."""
+        try:
+            return self.watch.close()
+        finally:
+            self._beat.stop()
+
     def enrol(self, slot: FleetModem, recover: bool = True) -> SimRef | None:
-        """Record the slot's SIM, tell the watch and (``recover``) abort the runs a dead
-        process left open — only when nothing else can be running on that SIM.
+        """Record the slot's SIM, tell the watch and (``recover``) take over and judge the
+        runs dead processes left on it (`recover`).
 
         None when the SIM's number is unknown (such a SIM cannot be probed: its
         evidence and obligations are keyed by number).
@@ -159,7 +184,7 @@ class Station:
         )
         self.watch.register(msisdn, sim_id, slot.entry.port)
         if recover:
-            abort_unfinished(self.db, sim_id)
+            self.recover(sim_id)
         return SimRef(sim_id, msisdn)
 
     def probe(

@@ -111,6 +111,7 @@ class StepRunner:
         elif isinstance(step, Subscriptions):
             self.subscriptions(step)
         elif isinstance(step, Observe):
+            self._waiting("whatever comes (observing)", self.env.scaled(step.seconds))
             self.intake.observe(self.env.scaled(step.seconds))
         elif isinstance(step, Cancel):
             self.cancel(step)
@@ -125,6 +126,11 @@ class StepRunner:
         self.observed_until = now()
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _waiting(self, what: str, seconds: float) -> None:
+        """Tell the display (if any) what the run now waits for, and for how long at most."""
+        if self.env.on_wait is not None:
+            self.env.on_wait(what, seconds)
 
     def _window(self) -> float | None:
         nxt = self._next
@@ -184,6 +190,7 @@ class StepRunner:
                 return False
             return classes is None or r.cls in classes
 
+        self._waiting(f"{step.kind} from the {step.sender}", self.env.scaled(step.within))
         got = self.intake.wait_for(match, self.env.scaled(step.within), since=self.last_send_at)
         if got is not None and step.capture:
             self.captures[step.capture] = got
@@ -234,6 +241,7 @@ class StepRunner:
         self._act(ActionKind.CANCEL, row, window)
         if self.obligation_id is not None:
             self.keyword_sent_for = self.keyword_sent_for | {self.obligation_id}
+        self._waiting("the cancellation's acknowledgement from the sp", window)
         got = self.intake.wait_for(
             lambda r: (
                 (not r.carrier)

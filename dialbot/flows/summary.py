@@ -149,6 +149,8 @@ def print_report(console: Console, report: SweepReport) -> None:
     summary.add_row("probe runs completed", str(len(report.outcomes)))
     summary.add_row("hygiene checks", str(len(report.hygiene)))
     summary.add_row("messages watched", str(sum(w.messages for w in report.watch)))
+    if report.recovered:
+        summary.add_row("runs a dead process left, judged", str(len(report.recovered)))
     summary.add_row("findings", ", ".join(f"{c} {n}" for n, c in codes.most_common()) or "0")
     summary.add_row("wall time", f"{report.wall_s:.1f} s")
     if retried:

@@ -18,6 +18,7 @@ longest first, which keeps the tail of the sweep short.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,17 +32,18 @@ from dialbot.db.models import RunState
 from dialbot.db.obligations import Obligation, pending_for_sim
 from dialbot.fleet import Fleet, FleetModem, Lease, NoModemAvailable, SimState
 from dialbot.flows.model import Flow
+from dialbot.flows.recovery import CutJudged
 from dialbot.flows.runner import RunOutcome, SimRef, service_info
 from dialbot.flows.runtime import local_runtime as local_runtime  # the scheduler's runtime
 from dialbot.flows.station import BENCH_AFTER_FAULTS, Station, sim_msisdn
 from dialbot.flows.station import FleetSink as FleetSink
-from dialbot.flows.station import abort_unfinished as abort_unfinished
 from dialbot.flows.station import open_fleet as open_fleet
 from dialbot.flows.watch import WatchResult
 from dialbot.judge.model import Finding
 from dialbot.modem import LinkState
 
 MAX_ATTEMPTS = 3
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -97,6 +99,7 @@ class SweepReport:
     outcomes: list[RunOutcome] = field(default_factory=list)
     hygiene: list[RunOutcome] = field(default_factory=list)
     watch: list[WatchResult] = field(default_factory=list)
+    recovered: list[CutJudged] = field(default_factory=list)  # what dead processes left
     not_probed: list[NotProbed] = field(default_factory=list)
     out_of_reach: list[NotProbed] = field(default_factory=list)
     benched: dict[str, str] = field(default_factory=dict)
@@ -106,7 +109,11 @@ class SweepReport:
     @property
     def findings(self) -> list[Finding]:
         runs = [*self.outcomes, *self.hygiene]
-        return [f for o in runs for f in o.findings] + [f for w in self.watch for f in w.findings]
+        return (
+            [f for o in runs for f in o.findings]
+            + [f for w in self.watch for f in w.findings]
+            + [f for r in self.recovered for f in r.findings]
+        )
 
     @property
     def complete(self) -> bool:
@@ -168,7 +175,19 @@ class Sweep:
         return [s for s in self.fleet.slots if s.state_with_balance(low) == SimState.READY]
 
     def run(self) -> SweepReport:
+        """The whole sweep; its watch is judged and closed however it ends."""
         start = time.monotonic()
+        try:
+            self._run()
+        finally:
+            self.report.watch = self.station.close()
+            self.report.recovered = list(self.station.recovered)
+        self.report.pending = [ob for s in self.fleet.slots for ob in self._pending(s)]
+        self.report.wall_s = time.monotonic() - start
+        return self.report
+
+    def _run(self) -> None:
+        self.station.recover(None)  # runs of dead processes on modems whose SIM is unknown
         slots = self.ready_slots()
         regions = {s.bank.region for s in slots}
         for task in plan(self.services, self.flows):
@@ -190,10 +209,6 @@ class Sweep:
             for task in self._queue:
                 self.report.not_probed.append(self._not_probed(task, "no working modem left"))
             self._queue.clear()
-        self.report.watch = self.watch.judge_all()
-        self.report.pending = [ob for s in self.fleet.slots for ob in self._pending(s)]
-        self.report.wall_s = time.monotonic() - start
-        return self.report
 
     def _pending(self, slot: FleetModem) -> list[Obligation]:
         msisdn = sim_msisdn(slot)
@@ -262,6 +277,33 @@ class Sweep:
             self._cond.notify_all()
         self.listener.finished(outcome, retried)
 
+    def _lost(self, task: Task, label: str, exc: Exception) -> None:
+        """A probe that raised (a defect, the database gone): never left in flight, which would
+        stall every other modem at the sweep's end; the modem is benched."""
+        with self._cond:
+            self._in_flight -= 1
+            self._faulty.add(label)
+            task.excluded.add(label)
+            if task.attempts < self.max_attempts:
+                self._queue.insert(0, task)
+            else:
+                self.report.not_probed.append(self._not_probed(task, f"error: {exc!r}"))
+            self._cond.notify_all()
+        self._bench(label, f"unexpected error: {exc!r}")
+
+    def _last_cleanup_safely(self, lease: Lease, slot: FleetModem) -> None:
+        """After a worker's defect: still try to leave its SIM unsubscribed."""
+        msisdn = sim_msisdn(slot)
+        if msisdn is None:
+            return
+        try:
+            error = self.station.clean(lease, SimRef(None, msisdn))
+        except Exception:
+            log.exception("last cleanup of %s failed", msisdn)
+            error = "unexpected error"
+        if error is not None:
+            self.listener.note(f"SIM {msisdn} still to clean: {error}")
+
     def _bench(self, label: str, reason: str) -> None:
         with self._cond:
             self._live.pop(label, None)
@@ -287,8 +329,9 @@ class Sweep:
             try:
                 self._serve(lease, slot, label)
             except Exception as exc:  # a worker must never take the sweep down with it
+                log.exception("sweep worker of modem %s failed", label)
                 self._bench(label, f"unexpected error: {exc!r}")
-                raise
+                self._last_cleanup_safely(lease, slot)
 
     def _serve(self, lease: Lease, slot: FleetModem, label: str) -> None:
         sim = self.station.enrol(slot)
@@ -306,7 +349,12 @@ class Sweep:
         """Take tasks until there are none; False when the modem had to be benched."""
         faults = 0
         while (task := self._take(label, slot.bank.region)) is not None:
-            outcome = self.station.probe(lease, sim, task.flow, task.service, task.retry_of)
+            try:
+                outcome = self.station.probe(lease, sim, task.flow, task.service, task.retry_of)
+            except Exception as exc:  # the run could not even be recorded: give the task back
+                log.exception("probe %s on modem %s failed", task.name, label)
+                self._lost(task, label, exc)
+                return False
             self._done(task, outcome, label)
             if outcome.state is RunState.INFRA_FAILED:
                 faults += 1

@@ -15,10 +15,19 @@ Fairness: a message from an SP the SIM dealt with moments ago (a late reply
 to a probe or to a cleanup's cancel keyword) is recorded but not judged —
 what an SP sends right after a cancellation is judged by the probe that
 cancelled, which keeps watching for that. `grace_s` is that moment.
+
+A watch run is closed and judged by `judge_all()`: periodically during a
+night, and always when the sweep, probe, night or worker that owns the
+watch ends — cleanly or through an error — so no watch run outlives its
+process as `running`. One that does (the process was killed) is judged on
+restart by `dialbot.flows.recovery`. `judge_all()` never raises for one
+run: a run someone else moved meanwhile is judged as recovery would, and a
+run that cannot be judged is aborted with the reason (and logged).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,9 +37,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialbot.carrier import CarrierProfile
 from dialbot.db.evidence import EventRow
 from dialbot.db.findings import record_findings
-from dialbot.db.models import RunState
+from dialbot.db.models import IllegalTransition, RunState
 from dialbot.db.obligations import pending_for_sim
-from dialbot.db.runs import create_run, transition
+from dialbot.db.runs import create_run, get_run, transition
+from dialbot.errors import DialbotError
 from dialbot.flows.history import past_orders
 from dialbot.flows.intake import national
 from dialbot.flows.record import Recorder, now, to_judge_event
@@ -40,6 +50,8 @@ from dialbot.judge.classify import is_carrier, parse_notice
 from dialbot.judge.model import Finding, PastOrder, RunRecord, ServiceInfo
 from dialbot.judge.timeline import find_by_sender, notice_matches
 from dialbot.modem import IncomingMessage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,6 +91,7 @@ class Watch:
         self._ports: dict[str, str] = {}
         self._open: dict[str, _Open] = {}
         self._contacts: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        self._closed = False  # after close(): each message is recorded and judged at once
 
     def register(self, msisdn: str, sim_id: int | None, port: str | None = None) -> None:
         """Which SIM (database id, when known) sits behind which port."""
@@ -121,11 +134,23 @@ class Watch:
                 info = create_run(self.db, "watch", sim_id=sim_id)
                 transition(self.db, info.id, RunState.RUNNING)
                 current = _Open(info.id, Recorder(self.db, msisdn, info.id), msisdn)
-                self._open[key] = current
+                if not self._closed:
+                    self._open[key] = current
             late = msisdn is not None and self._late_reply(msisdn, message)
             row = current.recorder.sms_in(message, watch="late_reply" if late else "judged")
             if not late:
                 current.judged.append(row)
+            closed = self._closed
+        if closed:  # nobody will judge the watch again: this message's run is judged now
+            self._judge_safely(current)
+
+    def close(self) -> list[WatchResult]:
+        """The owner stops (sweep, probe, night or worker end): judge and close every open
+        run; a message that still arrives (the modems are closed after this) is recorded
+        and judged on its own at once, so no run is left open."""
+        with self._lock:
+            self._closed = True
+        return self.judge_all()
 
     def _late_reply(self, msisdn: str, message: IncomingMessage) -> bool:
         """From an SP the SIM dealt with moments ago (or the carrier's notice about one)."""
@@ -159,16 +184,34 @@ class Watch:
         return past_orders(self.db, msisdn, self.carrier, sps)
 
     def judge_all(self) -> list[WatchResult]:
-        """Judge and close every open watch run (call when the SIMs are idle, e.g. sweep end)."""
+        """Judge and close every open watch run (at a sweep's, probe's or night's end, and
+        periodically); a message arriving meanwhile opens a new run. Never raises for a run."""
         with self._lock:
             opened, self._open = self._open, {}
-            results = []
-            for current in opened.values():
-                results.append(self._judge(current))
-            return results
+        results = [self._judge_safely(current) for current in opened.values()]
+        return [r for r in results if r is not None]
+
+    def _judge_safely(self, current: _Open) -> WatchResult | None:
+        try:
+            return self._judge(current)
+        except Exception as exc:  # one run's defect must not leave it, or the others, open
+            log.exception("judging watch run %s failed", current.run_id)
+            self._give_up(current.run_id, f"judging failed: {exc!r}")
+            return None
+
+    def _give_up(self, run_id: int, why: str) -> None:
+        """A run that could not be judged is closed (aborted, saying why), never left open."""
+        try:
+            if get_run(self.db, run_id).state in (RunState.RUNNING, RunState.JUDGING):
+                transition(self.db, run_id, RunState.ABORTED, error=why.splitlines()[0])
+        except (DialbotError, LookupError):
+            log.exception("closing watch run %s failed", run_id)
 
     def _judge(self, current: _Open) -> WatchResult:
-        transition(self.db, current.run_id, RunState.JUDGING)
+        try:
+            transition(self.db, current.run_id, RunState.JUDGING)
+        except IllegalTransition:
+            return self._judged_elsewhere(current)
         record = RunRecord(
             run_id=current.run_id,
             flow="watch",
@@ -184,3 +227,15 @@ class Watch:
         record_findings(self.db, current.run_id, new)
         transition(self.db, current.run_id, RunState.DONE)
         return WatchResult(current.run_id, current.sim, findings, len(current.recorder.rows))
+
+    def _judged_elsewhere(self, current: _Open) -> WatchResult:
+        """The run was moved by another process (taken for a dead one's): judge it as a cut
+        run, once, like recovery does; nothing when it was judged already."""
+        from dialbot.flows.recovery import Recovery  # recovery builds on the runner, as we do
+
+        log.warning("watch run %s was closed by another process", current.run_id)
+        found: list[Finding] = []
+        if get_run(self.db, current.run_id).state is RunState.ABORTED:
+            judged = Recovery(self.db, self.carrier, self.catalogue).judge_cut(current.run_id)
+            found = judged.findings if judged is not None else []
+        return WatchResult(current.run_id, current.sim, found, len(current.recorder.rows))

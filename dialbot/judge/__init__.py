@@ -2,7 +2,9 @@
 
 Pure functions over plain records (`dialbot.judge.model`): no database, no
 modem, and never the simulator — the judge sees only what a real probe sees.
-A run that failed for infrastructure reasons is never judged against an SP.
+A run that failed for infrastructure reasons is never judged against an SP;
+a run cut short (`RunRecord.cut`) only by the rules that need nothing but
+what was seen (`SEEN_RULES`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dialbot.judge.model import (
     RunRecord,
     ServiceInfo,
 )
-from dialbot.judge.rules import RULES, SEVERITY, Case
+from dialbot.judge.rules import RULES, SEEN_RULES, SEVERITY, Case
 from dialbot.judge.timeline import build, intruders
 
 __all__ = [
@@ -44,5 +46,6 @@ def judge(run: RunRecord) -> list[Finding]:
         expected = 1 if run.service.billing == "monthly" else len(tl.confirms)
     price = run.service.price_fen if run.service else 0
     case = Case(tl, found, attribute(tl, found, expected * price), expected)
-    findings = [f for rule in RULES.values() for f in rule(case)]
+    rules = [rule for code, rule in RULES.items() if not run.cut or code in SEEN_RULES]
+    findings = [f for rule in rules for f in rule(case)]
     return sorted(findings, key=lambda f: (f.observed_at, f.code))

@@ -134,7 +134,10 @@ class RunRecord:
     is when the run stopped recording: an answer that was never waited for
     cannot be missing. `history` is the SIM's past orders (watch runs): what
     tells a message after a cancellation from spam to a SIM that never had a
-    subscription with the SP.
+    subscription with the SP. `cut` marks a run its process never finished
+    (killed, or stopped by an unexpected error): it is judged only by the
+    rules that need nothing but what was seen (`rules.SEEN_RULES`), never by
+    one that needs a whole watched window.
     """
 
     run_id: int
@@ -147,6 +150,7 @@ class RunRecord:
     catalogue: tuple[ServiceInfo, ...] = ()
     legit: frozenset[tuple[str, str]] = frozenset()
     infra_failed: bool = False
+    cut: bool = False
     history: tuple[PastOrder, ...] = ()
 
 

@@ -551,3 +551,22 @@ RULES: dict[str, Callable[[Case], list[Finding]]] = {
     "NO_RESPONSE": no_response,
     "CONTENT_NOT_DELIVERED": content_not_delivered,
 }
+
+# The rules a cut run (RunRecord.cut: its process died or failed mid-run) is
+# judged by: each needs only what was seen — a message nobody asked for, a
+# charge or a subscription before any confirmation, something after an
+# acknowledged cancel. Excluded: the absence rules (NO_RESPONSE,
+# CONTENT_NOT_DELIVERED, CANCEL_FAILED by an unanswered or unfinished
+# cancel) and the ones that weigh all the charges of a finished run against
+# all its confirmations (OVERCHARGE, DUPLICATE_CHARGE, PRICE_MISMATCH,
+# PROMPT_INCOMPLETE): a cut run may have stopped before the rest came.
+SEEN_RULES = frozenset(
+    {
+        "UNCONFIRMED_CHARGE",
+        "UNCONFIRMED_SUBSCRIPTION",
+        "UNSOLICITED_SUBSCRIPTION",
+        "CHARGE_AFTER_CANCEL",
+        "MESSAGE_AFTER_CANCEL",
+        "UNSOLICITED_MESSAGE",
+    }
+)

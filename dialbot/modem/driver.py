@@ -26,7 +26,7 @@ from gsmmodem.exceptions import CmeError as LibCmeError
 from gsmmodem.exceptions import CmsError as LibCmsError
 from gsmmodem.exceptions import CommandError, TimeoutException
 
-from dialbot.errors import AtTimeout, CmeError, CmsError, ModemError
+from dialbot.errors import AtTimeout, CmeError, CmsError, ModemBusy, ModemError
 from dialbot.modem.health import Health, Identity, read_health, read_identity
 from dialbot.modem.inbox import DEFAULT_TZ, Inbox, IncomingMessage, parse_cmgl
 from dialbot.modem.patched import FleetGsmModem
@@ -179,11 +179,16 @@ class Modem:
         """Read every stored message, deliver what completes, delete what was read."""
         return self._op(self._sweep_locked)
 
+    @property
+    def busy_wait(self) -> float:
+        """How long an operation waits for the one under way (a send may take send_timeout)."""
+        s = self.settings
+        return max(s.command_timeout * 4, s.send_timeout + s.command_timeout)
+
     def _op(self, fn: Callable[[FleetGsmModem], T]) -> T:
         """Run fn on the link under the operation lock, translating errors (with the trace)."""
-        timeout = self.settings.command_timeout
-        if not self._op_lock.acquire(timeout=timeout * 4):
-            raise AtTimeout(f"{self.port}: modem busy", self.trace.snapshot())
+        if not self._op_lock.acquire(timeout=self.busy_wait):
+            raise ModemBusy(f"{self.port}: modem busy", self.trace.snapshot())
         try:
             gsm = self._gsm
             if gsm is None or self.state not in (LinkState.READY, LinkState.CONNECTING):
@@ -317,14 +322,26 @@ class Modem:
             self._fault("link lost or command timed out")
             return
         try:
-            if event == "tick":
-                self._op(lambda gsm: gsm.write("AT"))
+            if event == "tick" and not self._check_if_idle():
+                return  # in use (a send, a lease's exchange): working, so not checked now
             self._drain_events("sweep")
             self.sweep()
+        except ModemBusy:
+            log.info("%s: busy with a long operation; checked later", self.port)
         except AtTimeout:
             self._fault("no answer")
         except ModemError as exc:
             log.warning("%s: sweep failed: %s", self.port, exc)
+
+    def _check_if_idle(self) -> bool:
+        """The idle check (AT) when no operation is under way; False when one is."""
+        if not self._op_lock.acquire(blocking=False):
+            return False
+        try:
+            self._op(lambda gsm: gsm.write("AT"))
+        finally:
+            self._op_lock.release()
+        return True
 
     def _fault(self, why: str) -> None:
         if self.state != LinkState.READY:

@@ -4,7 +4,10 @@ What counts, as docs/methodology.md says:
 
 - a probe of an SP is a run in state ``done`` (judged) whose start falls in
   the period; runs that failed for infrastructure reasons, were aborted or
-  are still going are not probes and their findings are ignored;
+  are still going are not probes and their findings are ignored — except a
+  run cut short by a dead process and judged on what it saw
+  (``dialbot.flows.recovery``: ``judged_at`` set): still not a probe, but its
+  findings (spam, a charge before any confirmation...) count;
 - a finding counts for the SP named on the finding (``findings.sp_code``),
   in the period of the run that produced it.
 
@@ -18,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import ColumnElement, distinct, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from dialbot.db.models import EvidenceEvent, Finding, Run, RunState, Service, Sp
@@ -29,6 +32,12 @@ from dialbot.reporting.scoring import V1, FindingCount, Params, Ranking, SpTally
 
 HISTORY_PERIODS = 12
 _EVIDENCE_CHUNK = 500
+
+
+def judged_run() -> ColumnElement[bool]:
+    """A run whose findings count: judged to the end (``done``), or cut short by a dead
+    process and judged on what it saw (``judged_at`` set; never counted as a probe)."""
+    return or_(Run.state == RunState.DONE.value, Run.judged_at.is_not(None))
 
 
 def load_tallies(session: Session, period: Period, tz: str = DEFAULT_TZ) -> list[SpTally]:
@@ -47,7 +56,7 @@ def load_tallies(session: Session, period: Period, tz: str = DEFAULT_TZ) -> list
     finding_rows = session.execute(
         select(Finding.sp_code, Finding.code, Finding.severity, func.count(Finding.id))
         .join(Run, Run.id == Finding.run_id)
-        .where(Run.state == RunState.DONE.value, Run.started_at >= start, Run.started_at < end)
+        .where(judged_run(), Run.started_at >= start, Run.started_at < end)
         .group_by(Finding.sp_code, Finding.code, Finding.severity)
     ).all()
     probes: dict[str, tuple[str, int, int]] = {
@@ -95,7 +104,7 @@ def load_services(
     found = session.execute(
         select(Finding.sp_code, Finding.service_code, func.count(Finding.id))
         .join(Run, Run.id == Finding.run_id)
-        .where(*in_period)
+        .where(judged_run(), *in_period[1:])
         .group_by(Finding.sp_code, Finding.service_code)
     ).all()
     found_map = {(sp, svc): int(n) for sp, svc, n in found}
@@ -133,7 +142,7 @@ def load_findings(
         session.scalars(
             select(Finding)
             .join(Run, Run.id == Finding.run_id)
-            .where(Run.state == RunState.DONE.value, Run.started_at >= start, Run.started_at < end)
+            .where(judged_run(), Run.started_at >= start, Run.started_at < end)
             .order_by(Finding.sp_code, Finding.observed_at, Finding.id)
         )
     )

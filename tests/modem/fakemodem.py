@@ -11,6 +11,7 @@ import os
 import re
 import select
 import threading
+import time
 import tty
 from collections.abc import Callable
 from datetime import datetime
@@ -33,6 +34,7 @@ class FakeModem:
         self.storage: dict[int, str] = {}
         self.commands: list[str] = []
         self.hung = False
+        self.send_delay = 0.0  # seconds a send (the PDU after '> ') takes to be answered
         self.creg = 1
         self.sim_present = True
         self.inject: dict[str, bytes] = {}  # command -> bytes sent before its answer
@@ -106,6 +108,8 @@ class FakeModem:
             return
         if self._sms_dest is not None:  # a PDU after the '> ' prompt
             self._sms_dest = None
+            if self.send_delay:
+                time.sleep(self.send_delay)  # a slow network: the modem is busy, not dead
             self._reply(cmd, ["+CMGS: 5", "OK"])
             if self.on_submit is not None:
                 submit = decode_submit(cmd)

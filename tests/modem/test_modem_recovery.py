@@ -117,3 +117,27 @@ def test_huawei_periodic_codes_switched_off() -> None:
             assert "AT^CURC=0" in fake.commands
     finally:
         fake.close()
+
+
+def test_a_modem_busy_with_a_long_send_is_not_taken_for_dead() -> None:
+    """A send that outlasts four command timeouts (a slow network, a long multipart text)
+    keeps the modem busy; the idle check must not drop the link under it."""
+    fake = FakeModem()
+    fake.send_delay = 2.5
+    settings = ModemSettings(
+        fake.port,
+        command_timeout=0.3,  # four of them (1.2 s) are less than the send takes
+        send_timeout=5.0,
+        backoff_initial=0.05,
+        backoff_max=0.2,
+        check_interval=0.1,
+    )
+    try:
+        with Modem(settings) as modem:
+            assert modem.wait_settled(10) == LinkState.READY
+            modem.send_sms("10086", "CXYE")
+            assert modem.state == LinkState.READY
+            assert modem.failures == 0
+            assert not any("fault" in line for line in modem.trace.snapshot())
+    finally:
+        fake.close()

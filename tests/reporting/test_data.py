@@ -97,3 +97,39 @@ def test_cli_rank_and_report(db_url: str, tmp_path: Path, monkeypatch: pytest.Mo
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # ... and escaped on the page
     bad = runner.invoke(cli, ["--config", str(config), "rank", "--period", "2026-13"])
     assert bad.exit_code == 2 and "month must be 01..12" in bad.output
+
+
+def test_findings_of_a_cut_run_count_but_it_is_no_probe(db_url: str) -> None:
+    """A run a dead process left, judged on what it saw: its finding counts against the SP,
+    the run itself is not a probe (aborted runs never are)."""
+    from datetime import datetime
+
+    from dialbot.db.evidence import append_event
+    from dialbot.db.findings import NewFinding, record_cut_findings
+    from dialbot.db.models import RunState
+    from dialbot.db.runs import create_run, transition
+
+    from .dbsample import SIM, TZ
+
+    sessions = open_populated(db_url)
+    at = datetime(2026, 11, 12, 9, 0, tzinfo=TZ)
+    run = create_run(sessions, "watch")
+    transition(sessions, run.id, RunState.RUNNING, at=at)
+    spam = append_event(sessions, "sms_in", sim=SIM, run_id=run.id, at=at, peer="1065800102",
+                        text="广告")  # fmt: skip
+    transition(sessions, run.id, RunState.ABORTED, error="the process ended before the run")
+    finding = NewFinding("UNSOLICITED_MESSAGE", "major", "901002", "YDTQ", 0, at, [spam.id])
+    assert record_cut_findings(sessions, run.id, [finding])
+    assert record_cut_findings(sessions, run.id, [finding]) is None  # judged once
+    with sessions() as session:
+        cloud = {t.sp_code: t for t in load_tallies(session, parse_period("2026-11"))}["901002"]
+        data = load_report(session, parse_period("2026-11"), default_generated_at())
+    assert cloud.probes == 1
+    assert sorted((f.code, f.count) for f in cloud.findings) == [
+        ("OVERCHARGE", 1),
+        ("UNSOLICITED_MESSAGE", 1),
+    ]
+    assert sorted(f.code for f in data.details["901002"].findings) == [
+        "OVERCHARGE",
+        "UNSOLICITED_MESSAGE",
+    ]

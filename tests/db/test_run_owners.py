@@ -1,0 +1,167 @@
+"""Run owners: only the runs of a dead process are taken over, and they are judged once.
+
+Owners are real processes of this host (this test process, a live child, a
+child that exited, a pid reused by another process) and runs of another host
+with a fresh or a stale heartbeat. Recovery must abort exactly the dead
+ones, judge them on what they saw (a watch run's spam becomes
+UNSOLICITED_MESSAGE, stored with that run), leave every live one alone, and
+judge nothing twice — on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dialbot.carrier import CarrierProfile
+from dialbot.db.engine import write_session
+from dialbot.db.evidence import append_event
+from dialbot.db.models import Finding, Run, RunState
+from dialbot.db.owner import Owner, owner_alive, process_start, this_process
+from dialbot.db.runs import create_run, get_run, transition, upsert_sim
+from dialbot.db.types import utcnow
+from dialbot.flows.recovery import DEAD, Recovery
+from dialbot.flows.watch import Watch
+from dialbot.judge.model import ServiceInfo
+from dialbot.modem import IncomingMessage
+from dialbot.modem.inbox import DEFAULT_TZ
+
+SIM = "13800000001"
+SPAMMER = ServiceInfo("900001", "某某科技", "S01", "天气", "1065800001", "monthly", 500, "DG")
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process of this host that is not us."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def dead_owner() -> Owner:
+    """A process of this host that has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = process_start(proc.pid)
+    proc.wait()
+    return Owner(this_process().host, proc.pid, started)
+
+
+def running_run(db: sessionmaker[Session], sim_id: int, owner: Owner, flow: str = "watch") -> int:
+    run = create_run(db, flow, sim_id=sim_id, owner=owner)
+    transition(db, run.id, RunState.RUNNING)
+    return run.id
+
+
+def spam_in(db: sessionmaker[Session], run_id: int) -> int:
+    now = utcnow().astimezone(DEFAULT_TZ)
+    return append_event(
+        db, "sms_in", sim=SIM, run_id=run_id, at=now, peer=SPAMMER.access_number,
+        text="【天气】今日特价，回复1订购", data={"watch": "judged"},
+    ).id  # fmt: skip
+
+
+def test_owner_alive_tells_live_from_dead(sleeper: subprocess.Popen[bytes]) -> None:
+    me = this_process()
+    assert owner_alive(me.host, me.pid, me.started_at, None)
+    live = process_start(sleeper.pid)
+    assert owner_alive(me.host, sleeper.pid, live, None)
+    gone = dead_owner()
+    assert not owner_alive(gone.host, gone.pid, gone.started_at, None)
+    assert live is not None  # a reused pid: alive, but not the process that started the run
+    assert not owner_alive(me.host, sleeper.pid, live - timedelta(hours=1), None)
+    fresh, stale = utcnow(), utcnow() - timedelta(hours=1)
+    assert owner_alive("elsewhere", 4242, None, fresh)
+    assert not owner_alive("elsewhere", 4242, None, stale)
+    assert not owner_alive(None, None, None, stale)  # written before owners existed
+
+
+def test_recovery_takes_over_only_dead_runs_and_judges_their_spam(
+    session_factory: sessionmaker[Session], sleeper: subprocess.Popen[bytes]
+) -> None:
+    db = session_factory
+    sim_id = upsert_sim(db, SIM, bank="b", slot=1)
+    me = this_process()
+    mine = running_run(db, sim_id, me)
+    live = running_run(db, sim_id, Owner(me.host, sleeper.pid, process_start(sleeper.pid)))
+    far_live = running_run(db, sim_id, Owner("elsewhere", 4242, None))
+    far_dead = running_run(db, sim_id, Owner("elsewhere", 4343, None))
+    with write_session(db) as session:
+        session.get_one(Run, far_dead).heartbeat_at = utcnow() - timedelta(hours=1)
+    dead = running_run(db, sim_id, dead_owner())
+    spam = spam_in(db, dead)
+    for run_id in (mine, live):
+        spam_in(db, run_id)  # what live processes saw is theirs to judge
+
+    recovery = Recovery(db, CarrierProfile(), (SPAMMER,))
+    judged = recovery.recover(sim_id)
+
+    assert {j.run_id for j in judged} == {dead, far_dead}
+    for run_id in (mine, live, far_live):
+        assert get_run(db, run_id).state is RunState.RUNNING
+    for run_id in (dead, far_dead):
+        info = get_run(db, run_id)
+        assert info.state is RunState.ABORTED and info.judged_at is not None
+        assert info.error is not None and info.error.startswith(DEAD)
+    with db() as session:
+        findings = session.scalars(select(Finding)).all()
+    assert [(f.run_id, f.code, f.sp_code) for f in findings] == [
+        (dead, "UNSOLICITED_MESSAGE", SPAMMER.sp_code)
+    ]
+    assert findings[0].evidence == [spam]
+    assert recovery.recover(sim_id) == []  # judged once
+
+
+def test_a_run_aborted_before_owners_existed_is_judged_on_restart(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """What the old code left: a watch run set aborted by 'the process ended before the run'
+    while it held spam. It is judged now, once."""
+    db = session_factory
+    sim_id = upsert_sim(db, SIM, bank="b", slot=1)
+    run_id = running_run(db, sim_id, this_process())
+    spam_in(db, run_id)
+    with write_session(db) as session:
+        row = session.get_one(Run, run_id)
+        row.owner_host = row.owner_pid = row.owner_started_at = None
+        row.move_to(RunState.ABORTED, at=utcnow(), error=DEAD)
+    judged = Recovery(db, CarrierProfile(), (SPAMMER,)).recover(sim_id)
+    assert [(j.run_id, [f.code for f in j.findings]) for j in judged] == [
+        (run_id, ["UNSOLICITED_MESSAGE"])
+    ]
+
+
+def test_watch_judges_a_run_another_process_closed_without_raising(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """The crash of issue 15: another process aborted the watch's open run. judge_all must
+    not raise IllegalTransition; the run's spam is judged (once) all the same."""
+    db = session_factory
+    sim_id = upsert_sim(db, SIM, bank="b", slot=1)
+    watch = Watch(db, CarrierProfile(), (SPAMMER,), grace_s=0.0)
+    watch.register(SIM, sim_id, "/dev/ttyX")
+    at = utcnow().astimezone(DEFAULT_TZ)
+    watch.put(SIM, IncomingMessage(SPAMMER.access_number, "【天气】特价", at, at, "/dev/ttyX"))
+    with db() as session:
+        (run_id,) = session.scalars(select(Run.id).where(Run.flow == "watch"))
+    transition(db, run_id, RunState.ABORTED, error=DEAD)  # what the old abort_unfinished did
+    (result,) = watch.close()
+    assert [f.code for f in result.findings] == ["UNSOLICITED_MESSAGE"]
+    assert get_run(db, run_id).judged_at is not None
+    later = utcnow().astimezone(DEFAULT_TZ)  # after close: recorded and judged at once
+    watch.put(
+        SIM, IncomingMessage(SPAMMER.access_number, "【天气】再来", later, later, "/dev/ttyX")
+    )
+    with db() as session:
+        states = session.scalars(select(Run.state).where(Run.flow == "watch")).all()
+        codes = session.scalars(select(Finding.code)).all()
+    assert sorted(states) == ["aborted", "done"]
+    assert codes == ["UNSOLICITED_MESSAGE", "UNSOLICITED_MESSAGE"]
