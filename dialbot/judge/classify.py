@@ -347,19 +347,15 @@ def _is_list(text: str, carrier: CarrierProfile) -> bool:
 
 
 def parse_subscriptions(text: str, carrier: CarrierProfile) -> tuple[ListedItem, ...] | None:
-    """The items of a carrier subscription list; () when it says none; None if not a list."""
-    if re.search(carrier.subscriptions_none, text):
-        return ()
-    if not _says_list(text, carrier):
-        return None
-    items: list[ListedItem] = []
-    for m in re.finditer(carrier.subscriptions_item, text):
-        groups = m.groupdict()
-        service = (groups.get("service") or "").strip()
-        service = re.sub(r"^\d+[、.]", "", service).strip()
-        if service:
-            items.append(ListedItem(service=service, sp=(groups.get("sp") or "").strip()))
-    return tuple(items)
+    """The items of a carrier subscription list; () when it says none; None if not a list.
+
+    The reading itself (items by number or separator, names as billed) lives in
+    `dialbot.judge.listing`, which builds on this module's normalisation.
+    """
+    from dialbot.judge.listing import parse_list  # noqa: PLC0415  (listing imports this module)
+
+    parsed = parse_list(text, carrier)
+    return None if parsed is None else parsed.items
 
 
 @dataclass(frozen=True)
