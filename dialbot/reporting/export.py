@@ -9,12 +9,12 @@ not hide that they were probed.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
 from typing import Any
 
+from dialbot.csvsafe import write_safe
 from dialbot.reporting.model import ReportData
 from dialbot.reporting.scoring import SpScore
 
@@ -99,14 +99,14 @@ def _codes_cell(codes: dict[str, int]) -> str:
 
 
 def csv_text(data: ReportData) -> str:
-    """The ranking as CSV: one row per SP, columns as CSV_COLUMNS, codes as CODE:n;CODE:n."""
+    """The ranking as CSV: a BOM, one row per SP, columns as CSV_COLUMNS, codes as
+    CODE:n;CODE:n; text cells safe in a spreadsheet (`dialbot.csvsafe`)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    rows = []
     for entry in data.ranking.entries:
         tally = entry.tally
         sev = tally.by_severity()
-        writer.writerow(
+        rows.append(
             (
                 "" if entry.rank is None else entry.rank,
                 tally.sp_code,
@@ -125,11 +125,12 @@ def csv_text(data: ReportData) -> str:
                 "true" if entry.ranked else "false",
             )
         )
+    write_safe(buffer, CSV_COLUMNS, rows)
     return buffer.getvalue()
 
 
 def write_csv(data: ReportData, path: Path) -> Path:
-    """Write the CSV (UTF-8, no BOM, header row)."""
+    """Write the CSV (UTF-8 with a BOM, so a spreadsheet reads the Chinese names; header row)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(csv_text(data), encoding="utf-8")
     return path
