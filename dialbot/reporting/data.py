@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session, aliased
 
+from dialbot.db.anchor import head_until
 from dialbot.db.models import EvidenceEvent, Finding, Run, RunState, Service, Sp
 from dialbot.mask import mask_msisdn
 from dialbot.reporting.model import EvidenceItem, FindingItem, ReportData, ServiceLine, SpDetail
@@ -182,4 +183,5 @@ def load_report(
         history=tuple(past),
         details=details,
         tz=tz,
+        evidence_head=head_until(session, period.bounds(tz)[1]),
     )

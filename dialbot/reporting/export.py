@@ -36,6 +36,8 @@ CSV_COLUMNS = (
     "violations",
     "quality_findings",
     "ranked",
+    "evidence_chain_head",  # the same on every row: the chain head the period rests on
+    "evidence_chain_events",
 )
 
 
@@ -82,8 +84,17 @@ def ranking_document(data: ReportData) -> dict[str, Any]:
             "quality_scale": float(params.quality_scale),
             "min_probes": params.min_probes,
         },
+        "evidence_chain": evidence_chain(data),
         "entries": [entry_dict(e) for e in ranking.entries],
     }
+
+
+def evidence_chain(data: ReportData) -> dict[str, Any] | None:
+    """The evidence chain's head for the period (check it: `dialbot evidence verify --anchor`)."""
+    head = data.evidence_head
+    if head is None:
+        return None
+    return {"hash": head.hash, "events": head.events, "last_id": head.last_id}
 
 
 def write_json(data: ReportData, path: Path) -> Path:
@@ -103,6 +114,8 @@ def csv_text(data: ReportData) -> str:
     CODE:n;CODE:n; text cells safe in a spreadsheet (`dialbot.csvsafe`)."""
     buffer = io.StringIO()
     rows = []
+    head = data.evidence_head
+    chain = (head.hash, head.events) if head else ("", "")
     for entry in data.ranking.entries:
         tally = entry.tally
         sev = tally.by_severity()
@@ -123,6 +136,7 @@ def csv_text(data: ReportData) -> str:
                 _codes_cell(tally.codes(INTEGRITY_SEVERITIES)),
                 _codes_cell(tally.codes(("quality",))),
                 "true" if entry.ranked else "false",
+                *chain,
             )
         )
     write_safe(buffer, CSV_COLUMNS, rows)
