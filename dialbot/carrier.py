@@ -37,7 +37,7 @@ class CarrierProfile:
 
     service_number: str = "10086"
     balance_query: str = "CXYE"
-    balance_reply: str = r"余额为(?P<yuan>-?\d+(?:\.\d{1,2})?)元"
+    balance_reply: str = r"余额(?:为|是|:|：)?\s*(?P<yuan>-?\d+(?:\.\d{1,2})?)\s*元"
     subscriptions_query: str = "0000"
     subscriptions_none: str = r"没有订购|暂无(?:已)?订购|未订购任何|无订购记录"
     subscriptions_item: str = r"(?P<service>[^、；;：:，,（(]+)（(?P<sp>[^）)]+)）"

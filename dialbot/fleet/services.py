@@ -15,6 +15,7 @@ from decimal import Decimal
 from dialbot.carrier import CarrierProfile
 from dialbot.errors import ModemError
 from dialbot.fleet.lease import Lease
+from dialbot.judge.classify import parse_balance
 from dialbot.judge.listing import CarrierList, parse_list
 from dialbot.judge.model import ListedItem
 from dialbot.modem import IncomingMessage
@@ -132,12 +133,12 @@ class CarrierServices:
                 self.profile.balance_query, self.profile.service_number, reply.text, (reply,)
             )
             text, via = reply.text, "sms"
-        match = pattern.search(text)
-        if match is None:
+        fen = parse_balance(text, self.profile)  # the judge's reading: 12元3角4分 whole
+        if fen is None:
             raise CarrierReplyError(
                 f"balance reply not understood: {text!r}", self.lease.modem.trace.snapshot()
             )
-        return Balance(yuan_to_fen(match.group("yuan")), via, evidence)
+        return Balance(fen, via, evidence)
 
     def _list_pattern(self) -> re.Pattern[str]:
         """A list reply: it says there are none, or it is the list (never just an item)."""

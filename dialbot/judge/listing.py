@@ -33,6 +33,7 @@ from enum import Enum
 from dialbot.carrier import CarrierProfile
 from dialbot.judge.classify import money_mentions, normalize, stated_price
 from dialbot.judge.model import ListedItem, ServiceInfo
+from dialbot.judge.names import BILLING_TAG, flat, long_enough, service_key, sp_core
 
 # --- reading a list ------------------------------------------------------------------------
 
@@ -141,9 +142,6 @@ def _completeness(result: CarrierList, norm: str, numbers: list[int]) -> Carrier
 
 # --- one item --------------------------------------------------------------------------------
 
-_BILLING_TAG = re.compile(
-    r"[(\[【]\s*(?:包月|包年|包季|按次|按条|点播|月租|月付|包月版|试用|体验|免费)\s*[)\]】]"
-)
 _LABELLED_SP = re.compile(
     r"(?:提供商|服务商|提供方|企业名称|企业|公司|SP|sp)\s*[:：]\s*(?P<sp>[^,，;；:：()]+)"
 )
@@ -165,7 +163,7 @@ def read_item(raw: str, number: int | None, carrier: CarrierProfile) -> ListedIt
     if labelled:
         service = labelled.group("s")
     else:
-        head = _BILLING_TAG.sub("", norm)
+        head = BILLING_TAG.sub("", norm)
         if sp and sp in head:
             head = head[: head.index(sp)]
         money = money_mentions(head)
@@ -190,7 +188,7 @@ def _item_sp(norm: str) -> str:
         m = pattern.search(norm)
         if m:
             return m.group("sp").strip()
-    groups = [g.strip() for g in re.findall(r"\(([^()]*)\)", _BILLING_TAG.sub("", norm))]
+    groups = [g.strip() for g in re.findall(r"\(([^()]*)\)", BILLING_TAG.sub("", norm))]
     groups = [g for g in groups if g and not re.search(r"\d", g)]
     if groups:
         return groups[-1]
@@ -207,57 +205,6 @@ class Relation(Enum):
     MATCH = "match"  # positively this service
     UNSURE = "unsure"  # cannot be ruled out: cleanup treats it as still subscribed
     OTHER = "other"  # positively some other service
-
-
-def flat(text: str) -> str:
-    """NFKC, case-folded, without whitespace, punctuation and symbols: for containment tests."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LN")
-
-
-_SERVICE_SUFFIX = re.compile(r"(?:业务|服务|包月版|包月|月包|套餐|版)$")
-_COMPANY_SUFFIX = re.compile(
-    r"(?:股份有限公司|有限责任公司|有限公司|公司|集团|工作室|colimited|coltd|ltd|limited|inc"
-    r"|corporation|corp|company|co)$"
-)
-_INDUSTRY = re.compile(
-    r"(?:信息技术|网络技术|网络科技|信息科技|科技|信息|技术|网络|文化传媒|传媒|文化|通信|通讯|电子商务"
-    r"|软件|数码|数字|互动|传播|咨询|发展|服务|technology|technologies|tech|network|networks"
-    r"|media|information|info|digital)$"
-)
-_REGION = re.compile(
-    r"^(?:北京市?|上海市?|天津市?|重庆市?|深圳市?|广州市?|杭州市?|南京市?|成都市?|武汉市?|西安市?"
-    r"|厦门市?|苏州市?|长沙市?|郑州市?|济南市?|青岛市?|沈阳市?|大连市?|福州市?|合肥市?|昆明市?"
-    r"|[\u4e00-\u9fff]{2,3}省(?:[\u4e00-\u9fff]{2,3}市)?)"
-)
-
-
-def service_key(name: str) -> str:
-    """A service name without billing tags and suffixes (`掌上笑话(包月)` -> `掌上笑话`)."""
-    key = flat(_BILLING_TAG.sub("", normalize(name)))
-    while True:
-        shorter = _SERVICE_SUFFIX.sub("", key)
-        if shorter == key or len(shorter) < 2:
-            return key
-        key = shorter
-
-
-def sp_core(name: str) -> str:
-    """An SP name without region, industry words and company suffix (`北京某某信息技术有限公司`
-    -> `某某`); never shorter than two characters."""
-    core = flat(name)
-    while True:
-        shorter = _INDUSTRY.sub("", _COMPANY_SUFFIX.sub("", core))
-        if shorter == core or len(shorter) < 2:
-            break
-        core = shorter
-    without_region = _REGION.sub("", core)
-    return without_region if len(without_region) >= 2 else core
-
-
-def _long_enough(key: str) -> bool:
-    """Two CJK characters, or three of anything else, before containment means anything."""
-    return len(key) >= 3 or (len(key) == 2 and all(ord(c) > 0x2E80 for c in key))
 
 
 def _text_of(item: ListedItem) -> str:
@@ -280,14 +227,14 @@ def compare(item: ListedItem, service: ServiceInfo) -> Comparison:
     key = service_key(service.service_name)
     listed = service_key(item.service) if item.service else ""
     name = bool(
-        (_long_enough(key) and key in text)
-        or (listed and _long_enough(listed) and listed in key)
+        (long_enough(key) and key in text)
+        or (listed and long_enough(listed) and listed in key)
         or (key and key == listed)
     )
     core = sp_core(service.sp_name)
     item_core = sp_core(item.sp) if item.sp else ""
-    if (_long_enough(core) and core in text) or (
-        item_core and _long_enough(item_core) and item_core in flat(service.sp_name)
+    if (long_enough(core) and core in text) or (
+        item_core and long_enough(item_core) and item_core in flat(service.sp_name)
     ):
         sp = "same"
     else:
