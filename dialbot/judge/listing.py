@@ -152,7 +152,8 @@ _BY_SP = re.compile(r"由\s*(?P<sp>[^,，;；()]{2,40}?)\s*提供")
 _COMPANY_TOKEN = re.compile(
     r"(?P<sp>[^\s,，;；:：()\-—|/]{2,40}?(?:有限责任公司|有限公司|公司|集团)|[A-Za-z][\w .&]*?(?:Co\.?,?\s*Ltd\.?|Ltd\.?|Inc\.?|Limited))"
 )
-_ACCESS = re.compile(r"(?<!\d)(1\d{4,19})(?!\d)")
+# SP access numbers (106…, 125…); not mobile numbers, not the carrier's own service number
+_ACCESS = re.compile(r"(?<!\d)(1[02]\d{3,18})(?!\d)")
 
 
 def read_item(raw: str, number: int | None, carrier: CarrierProfile) -> ListedItem:
@@ -160,7 +161,10 @@ def read_item(raw: str, number: int | None, carrier: CarrierProfile) -> ListedIt
     norm = normalize(raw)
     sp = _item_sp(norm)
     labelled = _LABELLED_SERVICE.search(norm)
-    if labelled:
+    configured = _configured(raw, carrier)
+    if configured is not None:
+        service, sp = configured
+    elif labelled:
         service = labelled.group("s")
     else:
         head = BILLING_TAG.sub("", norm)
@@ -177,10 +181,24 @@ def read_item(raw: str, number: int | None, carrier: CarrierProfile) -> ListedIt
             groups = legacy.groupdict()
             service = (groups.get("service") or "").strip()
             sp = sp or (groups.get("sp") or "").strip()
-    access = ",".join(_ACCESS.findall(norm))
+    numbers = _ACCESS.findall(norm)
+    access = ",".join(n for n in numbers if not n.startswith(carrier.service_number or "-"))
     return ListedItem(
         service, sp, number=number, raw=raw, price_fen=stated_price(raw), access=access
     )
+
+
+def _configured(raw: str, carrier: CarrierProfile) -> tuple[str, str] | None:
+    """The names by the profile's own `subscriptions_item`, when an operator set one (the
+    default is only a fallback: it knows one wording)."""
+    if carrier.subscriptions_item == CarrierProfile.subscriptions_item:
+        return None
+    m = re.search(carrier.subscriptions_item, raw)
+    if m is None:
+        return None
+    groups = m.groupdict()
+    service = re.sub(r"^\d+[、.]", "", (groups.get("service") or "").strip()).strip()
+    return (service, (groups.get("sp") or "").strip()) if service else None
 
 
 def _item_sp(norm: str) -> str:

@@ -125,3 +125,23 @@ def test_none_phrased_otherwise() -> None:
 )
 def test_relation_fails_closed(item: ListedItem, expected: Relation) -> None:
     assert relation(item, JOKES, CAT) is expected
+
+
+def test_an_operators_own_item_regex_names_the_items() -> None:
+    carrier = CarrierProfile(subscriptions_item=r"(?P<service>[^|]+)\|(?P<sp>[^|;]+)")
+    parsed = parse_list("您已订购以下业务：1. 掌上笑话|某某文化;2. 天气早知道|星河科技", carrier)
+    assert parsed is not None and parsed.complete
+    assert [(i.service, i.sp) for i in parsed.items] == [
+        ("掌上笑话", "某某文化"),
+        ("天气早知道", "星河科技"),
+    ]
+
+
+def test_numbers_that_are_not_access_numbers() -> None:
+    """The carrier's own number and a mobile number in an item are not the SP's access number,
+    so they cannot make an item 'positively another service'."""
+    parsed = parse_list("您已订购以下业务：1、神秘业务，咨询10086或13912345678", C)
+    assert parsed is not None
+    (item,) = parsed.items
+    assert item.access == ""
+    assert relation(item, JOKES, CAT) is Relation.UNSURE
