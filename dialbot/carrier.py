@@ -37,9 +37,9 @@ class CarrierProfile:
 
     service_number: str = "10086"
     balance_query: str = "CXYE"
-    balance_reply: str = r"余额为(?P<yuan>-?\d+(?:\.\d{1,2})?)元"
+    balance_reply: str = r"余额(?:为|是|:|：)?\s*(?P<yuan>-?\d+(?:\.\d{1,2})?)\s*元"
     subscriptions_query: str = "0000"
-    subscriptions_none: str = "没有订购"
+    subscriptions_none: str = r"没有订购|暂无(?:已)?订购|未订购任何|无订购记录"
     subscriptions_item: str = r"(?P<service>[^、；;：:，,（(]+)（(?P<sp>[^）)]+)）"
     subscriptions_reply: str = r"已订购以下|订购了以下|以下业务|订购的业务(?:有|如下)"
     cancel_all: str = "00000"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialbot.csvsafe import unneutralise
 from dialbot.db.catalogue import ImportResult, apply_entries
 from dialbot.db.engine import write_session
 from dialbot.db.models import BILLING_TYPES
@@ -148,7 +149,8 @@ def parse_catalog_text(text: str, file: str) -> ParsedCatalog:
                 reason = f"has {len(row)} fields, the header has {len(columns)}"
                 problems.append(CatalogError(file, where, reason))
                 continue
-            entry = _entry(dict(zip(columns, row, strict=True)), line, file, problems)
+            cells = [unneutralise(cell) for cell in row]  # our own exports add a '
+            entry = _entry(dict(zip(columns, cells, strict=True)), line, file, problems)
             if entry is not None:
                 parsed.entries.append(entry)
     except csv.Error as exc:

@@ -1,12 +1,12 @@
 """`dialbot findings`: export findings as a table, JSON or CSV (spec §5).
 
 MSISDNs are masked; times are shown in the carrier's zone (Asia/Shanghai).
-In CSV, ``evidence`` holds the event ids separated by spaces.
+In CSV, ``evidence`` holds the event ids separated by spaces; the CSV starts with a
+UTF-8 BOM and text cells are spreadsheet-safe (`dialbot.csvsafe`).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from typing import Any
@@ -16,6 +16,7 @@ from rich.table import Table
 
 from dialbot.cli._db import open_db
 from dialbot.cli.catalog import print_table, yuan
+from dialbot.csvsafe import write_safe
 from dialbot.db.findings import EXPORT_FIELDS, export_findings
 from dialbot.errors import InputError
 from dialbot.reporting.period import Period, parse_period
@@ -57,13 +58,12 @@ def findings(ctx: click.Context, period: Period | None, fmt: str) -> None:
 
 
 def _write_csv(rows: list[dict[str, Any]]) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(EXPORT_FIELDS)
+    """With a BOM and spreadsheet-safe cells (`dialbot.csvsafe`): details quote SP text."""
+    out = []
     for row in rows:
         values = dict(row, evidence=" ".join(str(i) for i in row["evidence"]))
-        writer.writerow(
-            [values[name] if values[name] is not None else "" for name in EXPORT_FIELDS]
-        )
+        out.append([values[name] for name in EXPORT_FIELDS])
+    write_safe(sys.stdout, EXPORT_FIELDS, out)
 
 
 def _print_table(rows: list[dict[str, Any]], period: Period | None) -> None:

@@ -15,6 +15,9 @@ from decimal import Decimal
 from dialbot.carrier import CarrierProfile
 from dialbot.errors import ModemError
 from dialbot.fleet.lease import Lease
+from dialbot.judge.classify import parse_balance
+from dialbot.judge.listing import CarrierList, parse_list
+from dialbot.judge.model import ListedItem
 from dialbot.modem import IncomingMessage
 
 
@@ -39,16 +42,19 @@ class Balance:
     evidence: Evidence
 
 
-@dataclass(frozen=True)
-class Subscription:
-    service: str
-    sp: str
+# One listed item, names as the carrier bills them (see dialbot.judge.listing).
+Subscription = ListedItem
 
 
 @dataclass(frozen=True)
 class SubscriptionList:
+    """A subscription list, and whether it is whole: a multipart reply with a missing part, or
+    a text that says it goes on, is not (and then it proves nothing about what is absent)."""
+
     items: tuple[Subscription, ...]
     evidence: Evidence
+    complete: bool = True
+    why_incomplete: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,12 +70,19 @@ def yuan_to_fen(text: str) -> int:
 
 
 def parse_items(text: str, profile: CarrierProfile) -> tuple[Subscription, ...]:
-    """Every item the subscriptions_item regex finds in a list reply."""
-    pattern = re.compile(profile.subscriptions_item)
-    return tuple(
-        Subscription(m.group("service").strip(), m.group("sp").strip())
-        for m in pattern.finditer(text)
-    )
+    """Every item of a list reply (() for a reply that is not a list)."""
+    parsed = parse_list(text, profile)
+    return parsed.items if parsed is not None else ()
+
+
+def read_list(message: IncomingMessage, profile: CarrierProfile) -> CarrierList:
+    """A list reply as a `CarrierList`; incomplete when the message lacks a part."""
+    parsed = parse_list(message.text, profile)
+    if parsed is None:
+        parsed = CarrierList((), complete=False, why_incomplete="the reply is not a list")
+    if not message.complete:
+        parsed = parsed.incomplete(f"multipart reply with a missing part (of {message.parts})")
+    return parsed
 
 
 class CarrierServices:
@@ -120,12 +133,12 @@ class CarrierServices:
                 self.profile.balance_query, self.profile.service_number, reply.text, (reply,)
             )
             text, via = reply.text, "sms"
-        match = pattern.search(text)
-        if match is None:
+        fen = parse_balance(text, self.profile)  # the judge's reading: 12元3角4分 whole
+        if fen is None:
             raise CarrierReplyError(
                 f"balance reply not understood: {text!r}", self.lease.modem.trace.snapshot()
             )
-        return Balance(yuan_to_fen(match.group("yuan")), via, evidence)
+        return Balance(fen, via, evidence)
 
     def _list_pattern(self) -> re.Pattern[str]:
         """A list reply: it says there are none, or it is the list (never just an item)."""
@@ -135,10 +148,6 @@ class CarrierServices:
 
     def listed_in(self, text: str) -> tuple[Subscription, ...]:
         """The items of a reply that is a subscription list; () for any other reply."""
-        if re.search(self.profile.subscriptions_none, text):
-            return ()
-        if not re.search(self.profile.subscriptions_reply, text):
-            return ()
         return parse_items(text, self.profile)
 
     def subscriptions(self) -> SubscriptionList:
@@ -146,7 +155,8 @@ class CarrierServices:
         query = self.profile.subscriptions_query
         reply = self._ask(query, self._list_pattern())
         evidence = Evidence(query, self.profile.service_number, reply.text, (reply,))
-        return SubscriptionList(self.listed_in(reply.text), evidence)
+        parsed = read_list(reply, self.profile)
+        return SubscriptionList(parsed.items, evidence, parsed.complete, parsed.why_incomplete)
 
     def cancel_all(self) -> CancelAll:
         """Send the carrier's cancel-all; acknowledged when the reply lists nothing remaining

@@ -6,9 +6,12 @@ design fixes: look at the carrier's subscription list; for what is still
 listed, the SP's own cancel keyword; for what survives that (or has no
 keyword), the carrier's cancel-all, and when the carrier has no working
 cancel-all (today's 10086 treats `00000` like `0000`), the reply with the
-list's item numbers. Only a list that no longer shows the service discharges
-an obligation. What cannot be cleaned raises `CleanupFailed`: that SIM must
-not be used until it is.
+list's item numbers. Only a complete list on which nothing may be the service
+discharges an obligation: the carrier names services and SPs as billed, so
+an item is matched tolerantly (`dialbot.judge.listing`) and one that is not
+positively another service counts as still subscribed; a list with a missing
+part or cut off discharges nothing. What cannot be cleaned raises
+`CleanupFailed`: that SIM must not be used until it is.
 
 Everything sent and received here is evidence too, recorded without a run
 (a cleanup is housekeeping, not a probe of the SP).
@@ -33,10 +36,11 @@ from dialbot.fleet import CarrierServices, Lease
 from dialbot.flows.intake import Foreign, Intake
 from dialbot.flows.record import Recorder, now
 from dialbot.judge.classify import MsgClass
+from dialbot.judge.listing import Relation, relation
 from dialbot.judge.model import ListedItem, ServiceInfo
-from dialbot.judge.timeline import item_matches
 
 Catalogue = Mapping[tuple[str, str], ServiceInfo]
+LIST_TRIES = 2  # an incomplete list is asked for once more before it counts
 
 
 class CleanupFailed(DialbotError):
@@ -51,6 +55,15 @@ class CleanupSettings:
     carrier_timeout_s: float = 60.0
 
 
+@dataclass(frozen=True)
+class Seen:
+    """A subscription list as cleanup read it: what it shows, and whether it is whole."""
+
+    items: tuple[ListedItem, ...]
+    complete: bool = True
+    why_incomplete: str = ""
+
+
 @dataclass
 class CleanupReport:
     discharged: dict[int, str] = field(default_factory=dict)  # obligation id -> method
@@ -58,12 +71,24 @@ class CleanupReport:
     remaining: tuple[ListedItem, ...] = ()
 
 
-def _listed(ob: Obligation, items: tuple[ListedItem, ...], catalogue: Catalogue) -> bool:
-    """Whether the list still shows the obligation's service (unknown name: assume so)."""
+def still_listed(ob: Obligation, seen: Seen, catalogue: Catalogue) -> tuple[ListedItem, ...]:
+    """The items that may be the obligation's service: every item that is not positively
+    another one (all of them when the service is not in the catalogue)."""
     service = catalogue.get((ob.sp_code, ob.service_code))
     if service is None:
-        return bool(items)
-    return any(item_matches(item, service) for item in items)
+        return seen.items
+    others = tuple(catalogue.values())
+    return tuple(i for i in seen.items if relation(i, service, others) is not Relation.OTHER)
+
+
+def gone(ob: Obligation, seen: Seen, catalogue: Catalogue) -> bool:
+    """Fail closed: only a whole list on which nothing may be the service discharges it."""
+    return seen.complete and not still_listed(ob, seen, catalogue)
+
+
+def item_numbers(items: tuple[ListedItem, ...]) -> list[int]:
+    """The numbers to send back to cancel these items (their own, else their position)."""
+    return [item.number or pos for pos, item in enumerate(items, start=1)]
 
 
 class Cleaner:
@@ -92,12 +117,18 @@ class Cleaner:
     def _intake(self, access: str | None) -> Intake:
         return Intake(self.lease, self.recorder, self.carrier, access, self.foreign)
 
-    def listing(self) -> tuple[ListedItem, ...]:
-        """Ask the carrier for the SIM's subscriptions (recorded)."""
-        self._intake(None).drain()
-        result = self.services.subscriptions()
-        self.recorder.subscriptions(result, label="cleanup")
-        return tuple(ListedItem(i.service, i.sp) for i in result.items)
+    def listing(self) -> Seen:
+        """Ask the carrier for the SIM's subscriptions (recorded); asked once more when the
+        list comes back incomplete (a lost part may be a one-off)."""
+        seen = Seen(())
+        for _ in range(LIST_TRIES):
+            self._intake(None).drain()
+            result = self.services.subscriptions()
+            self.recorder.subscriptions(result, label="cleanup")
+            seen = Seen(result.items, result.complete, result.why_incomplete)
+            if seen.complete:
+                break
+        return seen
 
     def sp_keyword(self, ob: Obligation) -> None:
         """Send the SP's cancel keyword and wait for its acknowledgement (or the window)."""
@@ -113,8 +144,8 @@ class Cleaner:
             since=at,
         )
 
-    def cancel_all(self, items: tuple[ListedItem, ...]) -> tuple[ListedItem, ...]:
-        """The carrier's cancel-all; when it leaves items, cancel them by item number."""
+    def cancel_all(self) -> Seen:
+        """The carrier's cancel-all; what it leaves listed is cancelled by item number."""
         intake = self._intake(None)
         intake.drain()
         at = now()
@@ -123,14 +154,23 @@ class Cleaner:
         if result.evidence.messages:
             intake.take(result.evidence.messages[0])
         left = self.listing()
-        if left:
-            numbers = "，".join(str(n) for n in range(1, len(left) + 1))
+        if left.items:
+            numbers = "，".join(str(n) for n in item_numbers(left.items))
             at = now()
             self.lease.send_sms(self.carrier.service_number, numbers)
             self.recorder.sms_out(self.carrier.service_number, numbers, at, "cancel")
             intake.wait_for(lambda r: r.carrier, self.settings.carrier_timeout_s, since=at)
             left = self.listing()
         return left
+
+    def _discharge_gone(
+        self, pending: list[Obligation], seen: Seen, method: str, report: CleanupReport
+    ) -> list[Obligation]:
+        """Discharge what the list proves gone; returns what is still pending."""
+        for ob in pending:
+            if gone(ob, seen, self.catalogue):
+                report.discharged[ob.id] = discharge(self.db, ob.id, method).method or ""
+        return [ob for ob in pending if ob.id not in report.discharged]
 
     def run(
         self,
@@ -140,40 +180,40 @@ class Cleaner:
     ) -> CleanupReport:
         """Discharge every pending obligation of the SIM; with clear_all, leave nothing listed.
 
-        `known` is a subscription list taken just before (saves asking again);
-        `tried_keyword` names obligations whose SP keyword was already sent.
+        `known` is a complete subscription list taken just before (saves asking
+        again); `tried_keyword` names obligations whose SP keyword was already sent.
         """
         report = CleanupReport()
         pending = pending_for_sim(self.db, self.sim)
         if not pending and known is not None and not (clear_all and known):
             return report
-        items = known if known is not None else self.listing()
-        for ob in pending:
-            if not _listed(ob, items, self.catalogue):
-                report.discharged[ob.id] = discharge(self.db, ob.id, "not_subscribed").method or ""
-        pending = [ob for ob in pending if ob.id not in report.discharged]
+        seen = Seen(known) if known is not None else self.listing()
+        pending = self._discharge_gone(pending, seen, "not_subscribed", report)
         keyword = [ob for ob in pending if ob.cancel_cmd and ob.id not in tried_keyword]
         if keyword:
             for ob in keyword:
                 self.sp_keyword(ob)
-            items = self.listing()
-            for ob in keyword:
-                if not _listed(ob, items, self.catalogue):
-                    report.discharged[ob.id] = discharge(self.db, ob.id, "sp_keyword").method or ""
-            pending = [ob for ob in pending if ob.id not in report.discharged]
-        if pending or (clear_all and items):
+            seen = self.listing()
+            pending = self._discharge_gone(pending, seen, "sp_keyword", report)
+        if pending or (clear_all and seen.items):
             report.cancel_all_sent = True
-            items = self.cancel_all(items)
-            for ob in pending:
-                if not _listed(ob, items, self.catalogue):
-                    discharge(self.db, ob.id, "cancel_all")
-                    report.discharged[ob.id] = "cancel_all"
-        report.remaining = items
-        still = [ob for ob in pending if ob.id not in report.discharged]
-        if still or (clear_all and items):
-            reason = f"still subscribed after cancel-all: {', '.join(i.service for i in items)}"
-            for ob in still:
-                record_attempt(self.db, ob.id, reason)
-            self.recorder.note("cleanup failed", remaining=[i.service for i in items])
-            raise CleanupFailed(f"SIM {self.sim}: {reason}")
+            seen = self.cancel_all()
+            pending = self._discharge_gone(pending, seen, "cancel_all", report)
+        report.remaining = seen.items
+        if pending or (clear_all and seen.items):
+            self._fail(pending, seen)
         return report
+
+    def _fail(self, pending: list[Obligation], seen: Seen) -> None:
+        listed = ", ".join(i.raw or i.service for i in seen.items) or "nothing readable"
+        reason = f"still subscribed after cancel-all: {listed}"
+        if not seen.complete:
+            reason = f"subscription list incomplete ({seen.why_incomplete}); listed: {listed}"
+        for ob in pending:
+            record_attempt(self.db, ob.id, reason)
+        self.recorder.note(
+            "cleanup failed",
+            remaining=[i.raw or i.service for i in seen.items],
+            complete=seen.complete,
+        )
+        raise CleanupFailed(f"SIM {self.sim}: {reason}")

@@ -115,10 +115,16 @@ class Recorder:
         return self._carrier_reply("balance", reading.evidence, data)
 
     def subscriptions(self, listing: SubscriptionList, label: str = "") -> EventRow:
-        items = [{"service": i.service, "sp": i.sp} for i in listing.items]
-        return self._carrier_reply(
-            "subscriptions", listing.evidence, {"items": items, "label": label}
-        )
+        items = [
+            {"service": i.service, "sp": i.sp, "number": i.number, "raw": i.raw}
+            | ({"price_fen": i.price_fen} if i.price_fen is not None else {})
+            | ({"access": i.access} if i.access else {})
+            for i in listing.items
+        ]
+        data: dict[str, Any] = {"items": items, "label": label}
+        if not listing.complete:
+            data["incomplete"] = listing.why_incomplete or "incomplete"
+        return self._carrier_reply("subscriptions", listing.evidence, data)
 
     def fault(self, exc: BaseException, doing: str) -> EventRow:
         trace = exc.trace if isinstance(exc, ModemError) else []
@@ -131,13 +137,26 @@ class Recorder:
         return self._append("note", at=now(), text=text, data=data or None)
 
 
+def _listed_item(data: dict[str, Any]) -> ListedItem:
+    """A stored list item back as the judge reads it (older rows have only the names)."""
+    number, price = data.get("number"), data.get("price_fen")
+    return ListedItem(
+        str(data["service"]),
+        str(data.get("sp", "")),
+        number=number if isinstance(number, int) else None,
+        raw=str(data.get("raw") or ""),
+        price_fen=price if isinstance(price, int) else None,
+        access=str(data.get("access") or ""),
+    )
+
+
 def to_judge_event(row: EventRow) -> Event:
     """The judge's view of a stored event (balances and listings already parsed)."""
     data = row.data if isinstance(row.data, dict) else {}
     balance = data.get("balance_fen") if row.kind == "balance" else None
     items: tuple[ListedItem, ...] | None = None
     if row.kind == "subscriptions" and isinstance(data.get("items"), list):
-        items = tuple(ListedItem(str(i["service"]), str(i.get("sp", ""))) for i in data["items"])
+        items = tuple(_listed_item(i) for i in data["items"] if isinstance(i, dict))
     return Event(
         id=row.id,
         at=row.at,

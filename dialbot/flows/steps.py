@@ -230,8 +230,9 @@ class StepRunner:
         result = self.carrier_services.subscriptions()
         self.recorder.sms_out(carrier.service_number, carrier.subscriptions_query, at, "other")
         self.recorder.subscriptions(result, step.label)
-        self.listing = tuple(ListedItem(i.service, i.sp) for i in result.items)
-        self.listing_is_last = True
+        self.listing = result.items
+        # only a whole list may spare cleanup from asking again (fail closed)
+        self.listing_is_last = result.complete
 
     def cancel(self, step: Cancel) -> None:
         if self.service is None or not self.service.cancel_cmd:

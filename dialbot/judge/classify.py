@@ -21,6 +21,7 @@ from enum import Enum
 
 from dialbot.carrier import CarrierProfile
 from dialbot.judge.model import ListedItem, ServiceInfo
+from dialbot.judge.names import flat, long_enough, sp_core
 
 
 class MsgClass(Enum):
@@ -100,7 +101,7 @@ _MONEY = re.compile(
     rf"(?:[¥]|RMB|人民币)\s*(?P<sym>\d+(?:\.\d+)?)(?:\s*元)?"
     rf"|(?P<y>{_NUM})\s*(?P<yu>元|块|圆)"
     rf"(?:\s*(?P<j>{_INT1})\s*(?:角|毛))?(?:\s*(?P<f>{_INT1})\s*分(?!钟|之))?"
-    rf"(?:(?<=块)(?P<tail>{_INT1})(?![\d角毛分元.]))?"
+    rf"(?:(?<=块)(?P<tail>{_INT1})(?![\d角毛分元.个次条月天周年期份]))?"
     rf"|(?<![\d{_CN}.])(?P<j2>\d+|[{_CN1}])\s*(?:角|毛)(?!星|形)(?:\s*(?P<f2>{_INT1})\s*分(?!钟|之))?"
     rf"|(?<![\d.])(?P<f3>\d+)\s*分(?!钟|之|享|析|类|别|期|数|成|配|为|开|布)"
 )
@@ -219,13 +220,26 @@ _PASSWORD = re.compile(r"(?:密码|验证码|确认码|口令|校验码)\s*(?:�
 _PASSWORD_USE = re.compile(
     r"(?:输入|回复|发送|回)\s*(?:上述|此|该|本次)?(?:密码|验证码|确认码|口令|校验码)"
 )
+_DIGIT_WORD = r"(?:数字|字母|短信)?"
 _REPLY_TOKEN = (
-    re.compile(rf"(?:回复|回|请回|输入){_Q}(?P<tok>{_TOKEN}){_Q}{_CONFIRM_VERB}"),
-    re.compile(rf"发送{_Q}(?P<tok>{_TOKEN}){_Q}(?:即可|进行|以)?\s*(?:确认|同意)"),
+    re.compile(rf"(?:回复|回|请回|输入){_DIGIT_WORD}{_Q}(?P<tok>{_TOKEN}){_Q}{_CONFIRM_VERB}"),
+    re.compile(
+        rf"发送{_DIGIT_WORD}{_Q}(?P<tok>{_TOKEN}){_Q}(?:即可|进行|以)?\s*"
+        rf"(?:确认|同意|完成(?:订购|点播|定制|订制|开通)?)"
+    ),
     re.compile(
         rf"(?:(?:确认|同意)(?:订购|点播|开通|定制)?|(?:如需|若需|如要|若要|需要)(?:订购|点播|开通|定制))"
         rf"[^,。;!?退取]{{0,6}}?"
         rf"(?:请|请您)?(?:回复|回)\s*(?::)?{_Q}(?P<tok>{_TOKEN}){_Q}(?=[,。;!?)\s]|$)"
+    ),
+    # 如确认定制，请在24小时内回复数字1。 (a clause may come between)
+    re.compile(
+        rf"(?:如|若)(?:需|要)?(?:确认|同意)(?:订购|点播|开通|定制|订制)?[^。;!?退取]{{0,16}}?"
+        rf"(?:回复|回){_DIGIT_WORD}\s*(?::)?{_Q}(?P<tok>{_TOKEN}){_Q}(?=[,。;!?)\s]|$)"
+    ),
+    # English: Reply YES to confirm / reply "Y" to subscribe
+    re.compile(
+        rf"(?i:reply|send|text)\s*{_Q}(?P<tok>[A-Za-z0-9]{{1,8}}){_Q}\s*(?i:to\s*(?:confirm|subscribe|order|agree|accept))"
     ),
 )
 
@@ -256,17 +270,23 @@ def reply_for(text: str, carrier: CarrierProfile) -> str:
 
 _CANCEL_ACK = re.compile(
     r"成功退订|退订成功|已退订|已经退订|已为您退订|退订已生效|取消成功|成功取消|已取消(?!本次)"
-    r"|已(?:经)?为您取消|业务已(?:关闭|终止)|已关闭"
+    r"|已(?:经)?为您取消|业务已(?:关闭|终止)|已关闭|退订(?:申请)?已(?:经)?(?:受理|办理|完成)"
+    r"|(?i:unsubscribed|cancell?ed\s*successfully|successfully\s*cancell?ed|unsubscription\s*successful)"
 )
 _NEGATIVE = re.compile(
     r"(?:订购|点播|开通|确认|请求|操作|指令|业务)[^,。;]{0,4}(?:失败|未成功|不成功|无效|有误|错误|超时|已过期|已失效)"
     r"|未能?(?:成功)?(?:订购|点播|开通|定制)|尚未订购|您未订购|没有订购|未确认|超时未|不存在"
-    r"|(?:指令|命令|内容)(?:有误|错误|无效|无法识别)|无效(?:的)?指令|无法识别|已取消本次|不再为您"
+    r"|(?:指令|命令|内容)(?:有误|错误|无效|无法识别|不正确|不能识别)|无效(?:的)?指令|无法识别|已取消本次|不再为您"
+    r"|(?i:invalid\s*(?:command|keyword|request)|not\s*subscribed|(?:subscription|order)\s*failed)"
 )
-_ALREADY = re.compile(r"无需重复|重复订购|已经订购过|已是.{0,6}用户")
+_ALREADY = re.compile(
+    r"无需重复|不用重复|不必重复|重复订购|重复订制|重复定制|已经订购过|已(?:经)?是.{0,10}(?:用户|会员)"
+    r"|(?i:already\s*subscribed)"
+)
 _WELCOME = re.compile(
     r"成功订购|订购成功|已订购|成功开通|开通成功|已开通|已成功开通|欢迎(?:使用|订购|加入|您)"
-    r"|点播成功|成功点播|已点播|定制成功|订制成功|成功定制|已生效"
+    r"|点播成功|成功点播|已点播|定制成功|订制成功|成功定制|已生效|感谢(?:您)?(?:的)?(?:订购|订制|定制|开通)"
+    r"|(?i:subscription\s*successful|successfully\s*subscribed|welcome\s*to)"
 )
 _CONFIRM_REQUEST = re.compile(r"(?:回复|回|输入|发送).{0,12}(?:确认|同意)|二次确认")
 _ORDER_NOTICE = re.compile(
@@ -322,17 +342,29 @@ def _classify_carrier(text: str, carrier: CarrierProfile) -> MsgClass:
 
 
 def parse_balance(text: str, carrier: CarrierProfile) -> int | None:
-    """The balance a carrier reply states, in fen (via the profile's regex), or None."""
+    """The balance a carrier reply states, in fen (via the profile's regex), or None.
+
+    Where the amount goes on in 角/分 (`12元3角4分`) or is written in Chinese
+    numerals, the whole amount is read, never just its yuan.
+    """
     for candidate in (text, normalize(text)):
         m = re.search(carrier.balance_reply, candidate)
         if m is None:
             continue
-        raw = m.groupdict().get("yuan") or m.group(1)
+        group = "yuan" if "yuan" in m.groupdict() else 1
+        raw = m.group(group)
         try:
             value = Decimal(raw) * 100
         except (InvalidOperation, TypeError):
             return None
-        return int(value) if value == value.to_integral_value() else None
+        if value != value.to_integral_value():
+            return None
+        start = m.start(group)
+        whole = money_mentions(candidate[start + (1 if raw.startswith("-") else 0) :])
+        if whole and whole[0].start == 0:
+            fen = whole[0].fen
+            return -fen if raw.startswith("-") else fen
+        return int(value)
     return None
 
 
@@ -347,19 +379,15 @@ def _is_list(text: str, carrier: CarrierProfile) -> bool:
 
 
 def parse_subscriptions(text: str, carrier: CarrierProfile) -> tuple[ListedItem, ...] | None:
-    """The items of a carrier subscription list; () when it says none; None if not a list."""
-    if re.search(carrier.subscriptions_none, text):
-        return ()
-    if not _says_list(text, carrier):
-        return None
-    items: list[ListedItem] = []
-    for m in re.finditer(carrier.subscriptions_item, text):
-        groups = m.groupdict()
-        service = (groups.get("service") or "").strip()
-        service = re.sub(r"^\d+[、.]", "", service).strip()
-        if service:
-            items.append(ListedItem(service=service, sp=(groups.get("sp") or "").strip()))
-    return tuple(items)
+    """The items of a carrier subscription list; () when it says none; None if not a list.
+
+    The reading itself (items by number or separator, names as billed) lives in
+    `dialbot.judge.listing`, which builds on this module's normalisation.
+    """
+    from dialbot.judge.listing import parse_list  # noqa: PLC0415  (listing imports this module)
+
+    parsed = parse_list(text, carrier)
+    return None if parsed is None else parsed.items
 
 
 @dataclass(frozen=True)
@@ -371,12 +399,23 @@ class Notice:
     amount_fen: int | None
 
 
-_NOTICE_NAMES = re.compile(r"由(?P<sp>[^,，。由]{1,30}?)提供的(?P<service>[^,，。;；(（]{1,30})")
+_NOTICE_NAMES = (
+    re.compile(r"由(?P<sp>[^,，。由]{1,30}?)提供的(?P<service>[^,，。;；(（]{1,30})"),
+    # 您已订购北京某某信息技术有限公司的掌上笑话业务
+    re.compile(
+        r"(?:订购|点播|订制|定制|开通)了?(?P<sp>[^,，。;；的]{2,40}?(?:公司|集团|工作室))的"
+        r"[\"“]?(?P<service>[^,，。;；(（\"”]{1,30})"
+    ),
+    # 您点播了“掌上笑话”（北京某某信息技术有限公司）
+    re.compile(
+        r"(?:订购|点播|订制|定制|开通)了?[\"“](?P<service>[^\"”]{1,30})[\"”]\s*[(（](?P<sp>[^)）]{2,40})[)）]"
+    ),
+)
 
 
 def parse_notice(text: str) -> Notice | None:
     """`订购提醒：您已成功订购由{SP}提供的{业务}，10元/月…` -> who, what, how much."""
-    m = _NOTICE_NAMES.search(text)
+    m = next((m for p in _NOTICE_NAMES if (m := p.search(text))), None)
     if m is None:
         return None
     service = re.sub(r"业务$", "", m.group("service").strip())
@@ -388,8 +427,13 @@ def parse_notice(text: str) -> Notice | None:
 _SP_SUFFIX = re.compile(r"(股份)?有限(责任)?公司$|集团$|公司$")
 
 
-def names(text: str, name: str) -> bool:
-    """Whether `text` names `name` (whitespace, width and a company suffix ignored)."""
+def names(text: str, name: str, besides: str = "") -> bool:
+    """Whether `text` names `name` (whitespace, width and a company suffix ignored; an SP's
+    registered name also by its core, `北京某某信息技术有限公司` by `某某`).
+
+    `besides` is another name whose occurrences do not count (the service name,
+    when it contains the SP's brand: `星河笑话` does not name `星河科技`).
+    """
     if not name.strip():
         return False
     hay = _compact(text)
@@ -397,7 +441,13 @@ def names(text: str, name: str) -> bool:
     if needle in hay:
         return True
     short = _SP_SUFFIX.sub("", needle)
-    return len(short) >= 2 and short in hay
+    if len(short) >= 2 and short in hay:
+        return True
+    rest = flat(text)
+    if besides.strip():
+        rest = rest.replace(flat(besides), "")
+    core = sp_core(name)
+    return long_enough(core) and core != flat(name) and core in rest
 
 
 def names_hotline(text: str, hotline: str) -> bool:
@@ -439,7 +489,7 @@ def check_prompt(text: str, service: ServiceInfo) -> PromptCheck:
     """Read a prompt for the four things regulation says it must state."""
     return PromptCheck(
         price_fen=stated_price(text),
-        names_sp=names(text, service.sp_name),
+        names_sp=names(text, service.sp_name, besides=service.service_name),
         names_service=names(text, service.service_name),
         names_hotline=names_hotline(text, service.sp_hotline),
     )

@@ -47,10 +47,20 @@ class ServiceInfo:
 
 @dataclass(frozen=True)
 class ListedItem:
-    """One entry of the carrier's subscription list: names as the carrier spells them."""
+    """One entry of the carrier's subscription list: names as the carrier spells them.
+
+    `service` and `sp` are labels read from the item as well as they can be;
+    `raw` is the item's whole text (what matching looks at, see
+    `dialbot.judge.listing`), `number` the item number the carrier gave it (what
+    a cancel by item number sends back). Two items are equal by their labels.
+    """
 
     service: str
     sp: str = ""
+    number: int | None = field(default=None, compare=False)
+    raw: str = field(default="", compare=False)
+    price_fen: int | None = field(default=None, compare=False)
+    access: str = field(default="", compare=False)  # access numbers in the item, comma-separated
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ the SP under probe), so they are answered here once and the rules stay small.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,10 +15,10 @@ from dialbot.judge.classify import (
     Notice,
     classify,
     is_carrier,
-    normalize,
     parse_notice,
     parse_subscriptions,
 )
+from dialbot.judge.listing import Relation, best_match, relation, service_key
 from dialbot.judge.model import Action, ActionKind, Event, ListedItem, RunRecord, ServiceInfo
 
 # Evidence timestamps can tie (SMS time stamps have whole seconds): events are
@@ -128,14 +127,13 @@ def between(event: Event, after: Mark | None, until: Mark | datetime | None) -> 
 
 
 def _key(name: str) -> str:
-    return re.sub(r"\s+|业务$", "", normalize(name))
+    return service_key(name)
 
 
 def item_matches(item: ListedItem, service: ServiceInfo) -> bool:
-    """Whether a listed item is this service (same name; same SP when the list names one)."""
-    if _key(item.service) != _key(service.service_name):
-        return False
-    return not item.sp or _key(item.sp) == _key(service.sp_name)
+    """Whether a listed item is positively this service (names as billed, tolerantly: see
+    `dialbot.judge.listing`); a finding never rests on a guess."""
+    return relation(item, service) is Relation.MATCH
 
 
 def notice_matches(notice: Notice, service: ServiceInfo) -> bool:
@@ -144,7 +142,7 @@ def notice_matches(notice: Notice, service: ServiceInfo) -> bool:
 
 
 def find_by_item(item: ListedItem, catalogue: tuple[ServiceInfo, ...]) -> ServiceInfo | None:
-    return next((s for s in catalogue if item_matches(item, s)), None)
+    return best_match(item, catalogue)
 
 
 def find_by_sender(peer: str, catalogue: tuple[ServiceInfo, ...]) -> ServiceInfo | None:
@@ -164,7 +162,8 @@ def build(run: RunRecord) -> Timeline:
     """Classify every event of the run and find its key moments."""
     tl = Timeline(run=run)
     events = sorted(run.events, key=lambda e: (e.at, e.id))
-    catalogue = run.catalogue + ((run.service,) if run.service else ())
+    # the probed service first: on a tie (same names twice in a catalogue) it is the one seen
+    catalogue = ((run.service,) if run.service else ()) + run.catalogue
     for event in events:
         if event.kind == "modem_fault":
             tl.faulted = True
@@ -239,11 +238,13 @@ def intruders(tl: Timeline) -> list[Intruder]:
     """Services found active on the SIM that neither this probe nor any other ordered here."""
     run = tl.run
     found: dict[tuple[str, str], Intruder] = {}
+    # the probed service first: on a tie (same names twice in a catalogue) it is the one seen
+    catalogue = ((run.service,) if run.service else ()) + run.catalogue
 
     def note(item: ListedItem, event: Event, budget: int | None) -> None:
-        if run.service is not None and item_matches(item, run.service):
+        service = find_by_item(item, catalogue)
+        if run.service is not None and service is not None and service.key == run.service.key:
             return
-        service = find_by_item(item, run.catalogue)
         key = service.key if service else ("", _key(item.service))
         if key in run.legit:
             return

@@ -24,6 +24,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, distinct, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from dialbot.db.anchor import head_until
 from dialbot.db.models import EvidenceEvent, Finding, Run, RunState, Service, Sp
 from dialbot.mask import mask_msisdn
 from dialbot.reporting.model import EvidenceItem, FindingItem, ReportData, ServiceLine, SpDetail
@@ -191,4 +192,5 @@ def load_report(
         history=tuple(past),
         details=details,
         tz=tz,
+        evidence_head=head_until(session, period.bounds(tz)[1]),
     )

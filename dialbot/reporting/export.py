@@ -9,12 +9,12 @@ not hide that they were probed.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
 from typing import Any
 
+from dialbot.csvsafe import write_safe
 from dialbot.reporting.model import ReportData
 from dialbot.reporting.scoring import SpScore
 
@@ -36,6 +36,8 @@ CSV_COLUMNS = (
     "violations",
     "quality_findings",
     "ranked",
+    "evidence_chain_head",  # the same on every row: the chain head the period rests on
+    "evidence_chain_events",
 )
 
 
@@ -82,8 +84,17 @@ def ranking_document(data: ReportData) -> dict[str, Any]:
             "quality_scale": float(params.quality_scale),
             "min_probes": params.min_probes,
         },
+        "evidence_chain": evidence_chain(data),
         "entries": [entry_dict(e) for e in ranking.entries],
     }
+
+
+def evidence_chain(data: ReportData) -> dict[str, Any] | None:
+    """The evidence chain's head for the period (check it: `dialbot evidence verify --anchor`)."""
+    head = data.evidence_head
+    if head is None:
+        return None
+    return {"hash": head.hash, "events": head.events, "last_id": head.last_id}
 
 
 def write_json(data: ReportData, path: Path) -> Path:
@@ -99,14 +110,16 @@ def _codes_cell(codes: dict[str, int]) -> str:
 
 
 def csv_text(data: ReportData) -> str:
-    """The ranking as CSV: one row per SP, columns as CSV_COLUMNS, codes as CODE:n;CODE:n."""
+    """The ranking as CSV: a BOM, one row per SP, columns as CSV_COLUMNS, codes as
+    CODE:n;CODE:n; text cells safe in a spreadsheet (`dialbot.csvsafe`)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    rows = []
+    head = data.evidence_head
+    chain = (head.hash, head.events) if head else ("", "")
     for entry in data.ranking.entries:
         tally = entry.tally
         sev = tally.by_severity()
-        writer.writerow(
+        rows.append(
             (
                 "" if entry.rank is None else entry.rank,
                 tally.sp_code,
@@ -123,13 +136,15 @@ def csv_text(data: ReportData) -> str:
                 _codes_cell(tally.codes(INTEGRITY_SEVERITIES)),
                 _codes_cell(tally.codes(("quality",))),
                 "true" if entry.ranked else "false",
+                *chain,
             )
         )
+    write_safe(buffer, CSV_COLUMNS, rows)
     return buffer.getvalue()
 
 
 def write_csv(data: ReportData, path: Path) -> Path:
-    """Write the CSV (UTF-8, no BOM, header row)."""
+    """Write the CSV (UTF-8 with a BOM, so a spreadsheet reads the Chinese names; header row)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(csv_text(data), encoding="utf-8")
     return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dialbot.db.anchor import ChainHead
 from dialbot.reporting.period import Period
 from dialbot.reporting.scoring import Ranking
 
@@ -68,3 +69,6 @@ class ReportData:
     history: tuple[tuple[Period, Ranking], ...]  # oldest first, the current period last
     details: dict[str, SpDetail] = field(default_factory=dict)
     tz: str = "Asia/Shanghai"
+    # the evidence chain's head at the end of the period: what the publication rests on,
+    # stated in every format so a later rewrite of the chain is detectable (docs/evidence.md)
+    evidence_head: ChainHead | None = None

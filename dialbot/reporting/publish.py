@@ -6,11 +6,13 @@ way: the static site, the PDF, and the open data side by side in one folder.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialbot.db.anchor import anchor_document
 from dialbot.errors import InputError
 from dialbot.reporting.data import load_report
 from dialbot.reporting.export import write_csv, write_json
@@ -58,7 +60,18 @@ def publish(
         written["html"] = render_html(data, out_dir, env, override_dir, formats)
     if "pdf" in formats:
         written["pdf"] = render_pdf(data, out_dir / names["pdf"], env, override_dir)
+    if data.evidence_head is not None:
+        written["anchor"] = write_anchor(data, out_dir / names["anchor"])
     return written
+
+
+def write_anchor(data: ReportData, path: Path) -> Path:
+    """The period's evidence chain head as an anchor file, published beside the report: what
+    `dialbot evidence verify --anchor` checks the database against later."""
+    assert data.evidence_head is not None
+    doc = anchor_document(data.evidence_head, data.period.label)
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return path
 
 
 def publish_period(

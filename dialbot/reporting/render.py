@@ -150,6 +150,7 @@ def output_names(period: str) -> dict[str, str]:
         "pdf": f"report-{period}.pdf",
         "csv": f"rankings-{period}.csv",
         "json": f"rankings-{period}.json",
+        "anchor": f"evidence-anchor-{period}.json",
     }
 
 

@@ -7,9 +7,9 @@ side of the simulator, so this module deliberately never touches them.
 
 from __future__ import annotations
 
-import csv
 from typing import TextIO
 
+from dialbot.csvsafe import write_safe
 from dialbot.sim.world import World
 
 COLUMNS = (
@@ -60,9 +60,7 @@ def catalog_rows(world: World) -> list[dict[str, str]]:
 
 
 def write_catalog(world: World, stream: TextIO) -> int:
-    """Write the catalogue CSV (header + rows) to stream; return the row count."""
-    writer = csv.DictWriter(stream, fieldnames=list(COLUMNS), lineterminator="\n")
-    writer.writeheader()
+    """Write the catalogue CSV (BOM, header, rows; spreadsheet-safe cells, see
+    `dialbot.csvsafe`) to stream; return the row count."""
     rows = catalog_rows(world)
-    writer.writerows(rows)
-    return len(rows)
+    return write_safe(stream, COLUMNS, ([row[c] for c in COLUMNS] for row in rows))

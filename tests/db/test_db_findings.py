@@ -156,7 +156,8 @@ def test_findings_cli_json_and_csv(
 
     result = runner.invoke(cli, ["findings", "--period", "2026-11", "--format", "csv"], env=env)
     assert result.exit_code == 0, result.output
-    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert result.stdout.startswith("\ufeff")
+    table = list(csv.DictReader(io.StringIO(result.stdout.removeprefix("\ufeff"))))
     assert [r["code"] for r in table] == ["OVERCHARGE", "PRICE_MISMATCH"]
     assert table[0]["sim"] == "138****0001" and table[0]["evidence"] == "1 3"
     assert SIM not in result.stdout

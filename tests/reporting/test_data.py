@@ -133,3 +133,48 @@ def test_findings_of_a_cut_run_count_but_it_is_no_probe(db_url: str) -> None:
         "OVERCHARGE",
         "UNSOLICITED_MESSAGE",
     ]
+
+
+def test_every_format_states_the_evidence_chain_head(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTML, PDF, CSV and JSON state the head of the period; the anchor published beside them
+    is what `dialbot evidence verify --anchor` checks later."""
+    from dialbot.db.anchor import head_until
+    from dialbot.reporting.render import make_environment, pdf_html
+
+    sessions = open_populated(db_url)
+    period = parse_period("2026-11")
+    with sessions() as session:
+        head = head_until(session, period.bounds()[1])
+        data = load_report(session, period, default_generated_at())
+    sessions.kw["bind"].dispose()
+    assert head.events > 0 and data.evidence_head == head
+    monkeypatch.delenv("DIALBOT_DATABASE_URL", raising=False)
+    config = tmp_path / "dialbot.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n[paths]\nreports = "reports"\n', encoding="utf-8"
+    )
+    runner = CliRunner()
+    out = runner.invoke(
+        cli, ["--config", str(config), "report", "--period", "2026-11", "--format", "html,csv,json"]
+    )
+    assert out.exit_code == 0, out.output
+    folder = tmp_path / "reports" / "out" / "2026-11"
+    assert head.hash in (folder / "index.html").read_text(encoding="utf-8")
+    doc = json.loads((folder / "rankings-2026-11.json").read_text(encoding="utf-8"))
+    assert doc["evidence_chain"] == {
+        "hash": head.hash,
+        "events": head.events,
+        "last_id": head.last_id,
+    }
+    csv_text = (folder / "rankings-2026-11.csv").read_text(encoding="utf-8")
+    assert f"{head.hash},{head.events}" in csv_text
+    assert head.hash in pdf_html(data, make_environment())
+    anchor = folder / "evidence-anchor-2026-11.json"
+    assert json.loads(anchor.read_text(encoding="utf-8"))["hash"] == head.hash
+    checked = runner.invoke(
+        cli, ["--config", str(config), "evidence", "verify", "--anchor", str(anchor)]
+    )
+    assert checked.exit_code == 0, checked.output
+    assert "holds" in checked.output

@@ -100,7 +100,9 @@ def test_json_follows_spec_section_6(report: ReportData, tmp_path: Path) -> None
 
 def test_csv_has_one_row_per_sp(report: ReportData, tmp_path: Path) -> None:
     paths = publish(report, tmp_path, ["csv"])
-    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text(encoding="utf-8"))))
+    text = paths["csv"].read_text(encoding="utf-8")
+    assert text.startswith("\ufeff")  # a BOM: spreadsheets read it as UTF-8
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     assert [r["sp_code"] for r in rows] == ["901001", "901002", "901003", "901004"]
     assert rows[2]["violations"] == "OVERCHARGE:1" and rows[2]["critical"] == "1"
     assert rows[3]["rank"] == "" and rows[3]["ranked"] == "false"

@@ -264,7 +264,8 @@ def test_catalog_has_exactly_the_spec_columns_and_no_behaviour() -> None:
     world = load_world(demo_world_path())
     out = io.StringIO()
     count = write_catalog(world, out)
-    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert out.getvalue().startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(out.getvalue().removeprefix("\ufeff"))))
     assert count == len(rows) == sum(len(sp.services) for sp in world.sps)
     assert (
         tuple(rows[0].keys())
