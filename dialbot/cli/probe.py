@@ -170,7 +170,7 @@ def probe_cmd(
     console = Console()
     sink = FleetSink()
     try:
-        fleet = open_fleet(config, sink, timeout)
+        fleet = open_fleet(config, sink, timeout, db=db)
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(EXIT_USAGE)

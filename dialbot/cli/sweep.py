@@ -46,7 +46,7 @@ def sweep_cmd(ctx: click.Context, timeout: float) -> None:
         ctx.exit(EXIT_USAGE)
     sink = FleetSink()
     try:
-        fleet = open_fleet(config, sink, timeout)
+        fleet = open_fleet(config, sink, timeout, db=db)
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(EXIT_USAGE)

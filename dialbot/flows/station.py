@@ -24,6 +24,7 @@ from dialbot.db.catalogue import ServiceView
 from dialbot.db.engine import write_session
 from dialbot.db.models import TERMINAL_STATES, Run, RunState
 from dialbot.db.obligations import pending_for_sim
+from dialbot.db.received import DbPduStore
 from dialbot.db.runs import upsert_sim
 from dialbot.db.types import utcnow
 from dialbot.errors import ModemError
@@ -67,11 +68,20 @@ def open_fleet(
     config: Config,
     sink: Callable[[IncomingMessage], None] | None = None,
     timeout: float = 5.0,
+    db: sessionmaker[Session] | None = None,
 ) -> Fleet:
-    """Every bank of `hardware/`, opened and checked; messages of idle modems go to sink."""
+    """Every bank of `hardware/`, opened and checked; messages of idle modems go to sink.
+
+    With `db`, every PDU read is committed to the receipt log before the modem
+    deletes it (`dialbot.db.received`), and what a dead process read and never
+    recorded is delivered again to the sink.
+    """
     banks = load_inventories(config.paths.hardware)
     settings = FleetSettings(command_timeout=timeout, check_interval=30.0)
-    fleet = Fleet(banks, config.carrier, settings, unsolicited=sink)
+    stores = None
+    if db is not None:
+        stores = lambda slot: DbPduStore(db, slot.source, slot.entry.msisdn)  # noqa: E731
+    fleet = Fleet(banks, config.carrier, settings, unsolicited=sink, stores=stores)
     fleet.open(timeout=timeout * 3)
     fleet.refresh(timeout=timeout * 4)
     return fleet

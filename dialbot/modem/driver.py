@@ -3,6 +3,9 @@
 A worker thread owns the link: it connects, sweeps message storage when a
 +CMTI arrives (coalescing bursts) and periodically (so nothing is stranded),
 checks the modem answers, and reconnects with backoff when it does not.
+Every PDU read is committed to the modem's `PduStore` before ``AT+CMGD``
+deletes it (read → store → delete); what an earlier process stored and
+never recorded is delivered again when the worker starts.
 After `quarantine_after` failed attempts in a row the modem is quarantined
 (not leased) but still retried, and returns to service when it answers.
 Operations from other threads (send, USSD, health) hold the modem's
@@ -19,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import serial
@@ -28,9 +32,10 @@ from gsmmodem.exceptions import CommandError, TimeoutException
 
 from dialbot.errors import AtTimeout, CmeError, CmsError, ModemError
 from dialbot.modem.health import Health, Identity, read_health, read_identity
-from dialbot.modem.inbox import DEFAULT_TZ, Inbox, IncomingMessage, parse_cmgl
+from dialbot.modem.inbox import DEFAULT_TZ, Inbox, IncomingMessage, parse_cmgl, read_pdu
 from dialbot.modem.patched import FleetGsmModem
 from dialbot.modem.safety import check_number, check_text, check_ussd
+from dialbot.modem.store import MemoryStore, PduStore
 from dialbot.modem.trace import AtTrace
 
 log = logging.getLogger(__name__)
@@ -69,8 +74,16 @@ class ModemSettings:
 class Modem:
     """The driver for one port. Start it, lease it, close it (safe twice)."""
 
-    def __init__(self, settings: ModemSettings, unsolicited: Sink | None = None) -> None:
+    def __init__(
+        self,
+        settings: ModemSettings,
+        unsolicited: Sink | None = None,
+        store: PduStore | None = None,
+    ) -> None:
         self.settings = settings
+        self.store: PduStore = store or MemoryStore()
+        self.store_error: str | None = None  # why the last sweep left messages on the modem
+        self._recovered = False
         self.port = settings.port
         self.trace = AtTrace()
         self.inbox = Inbox(settings.port, DEFAULT_TZ, settings.concat_timeout)
@@ -133,13 +146,19 @@ class Modem:
             self._sink = sink
 
     def _deliver(self, message: IncomingMessage) -> None:
+        """To the lease holder, else to the unsolicited sink; a message neither takes is
+        still in the store, unrecorded, and is delivered again after a restart."""
+        if message.problem is not None:
+            log.warning("%s: %s kept as evidence (%s)", self.port, message.problem, message.slots)
         with self._sink_lock:
-            target = self._sink or self._unsolicited_sink or self.unsolicited.put
-            try:
-                target(message)
-            except Exception:
-                log.exception("message sink failed on %s; kept in unsolicited stream", self.port)
-                self.unsolicited.put(message)
+            targets = [t for t in (self._sink, self._unsolicited_sink) if t is not None]
+            for target in targets or [self.unsolicited.put]:
+                try:
+                    target(message)
+                    return
+                except Exception:
+                    log.exception("message sink failed on %s", self.port)
+            log.error("%s: no sink took message %s; left in the store", self.port, message.slots)
 
     # -- operations --------------------------------------------------------
     def command(self, command: str, timeout: float | None = None) -> list[str]:
@@ -208,24 +227,51 @@ class Modem:
             self._op_lock.release()
 
     def _sweep_locked(self, gsm: FleetGsmModem) -> int:
+        """Read → store (committed) → deliver → delete, PDU by PDU.
+
+        A PDU the store refuses stays on the modem and the sweep stops there
+        (the next one reads it again); one stored before and not yet deleted
+        (its delete failed, or the process died) is deleted, not delivered twice.
+        """
         if gsm.sim_absent:
             return 0  # no SIM, no storage to sweep
-        delivered = 0
+        delivered = self._recover()
         memories: list[str | None] = [*sorted(self._memories | self._readable(gsm))] or [None]
         for memory in memories:
             if memory is not None:
                 gsm._setSmsMemory(readDelete=memory)
             stored = parse_cmgl(gsm.write("AT+CMGL=4") or [])
             for index, pdu in stored:
-                where = (memory or "", index)
-                for message in self.inbox.add_pdu(pdu, where):
-                    self._deliver(message)
-                    delivered += 1
+                item = read_pdu(self.port, memory or "", index, pdu, datetime.now(DEFAULT_TZ))
+                try:
+                    receipt = self.store.store(item)
+                except Exception as exc:  # the database is down: keep it on the modem
+                    self.store_error = _describe(exc)
+                    self.trace.note(f"store failed, {memory}:{index} left on the modem")
+                    log.error("%s: PDU %s:%s not stored (%s)", self.port, memory, index, exc)
+                    return delivered
+                self.store_error = None
+                if receipt.new:
+                    for message in self.inbox.add(item, receipt.id):
+                        self._deliver(message)
+                        delivered += 1
                 gsm.write(f"AT+CMGD={index}")
-                self.inbox.deleted(where)
+                self.store.deleted(receipt.id)
         for message in self.inbox.expire():
             self._deliver(message)
             delivered += 1
+        return delivered
+
+    def _recover(self) -> int:
+        """Once per Modem: deliver what an earlier process stored and never recorded."""
+        if self._recovered:
+            return 0
+        delivered = 0
+        for receipt, item in self.store.left_over():
+            for message in self.inbox.add(item, receipt, recovered=True):
+                self._deliver(message)
+                delivered += 1
+        self._recovered = True
         return delivered
 
     def _readable(self, gsm: FleetGsmModem) -> set[str]:
