@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TypeVar
 
 import serial
@@ -95,6 +96,7 @@ class Modem:
         self._sink: Sink | None = None
         self._sink_lock = threading.Lock()
         self._op_lock = threading.RLock()
+        self._sweep_lock = threading.Lock()
         self._events: queue.Queue[str] = queue.Queue()
         self._state_changed = threading.Condition()
         self._gsm: FleetGsmModem | None = None
@@ -195,8 +197,71 @@ class Modem:
         return self._op(run)
 
     def sweep(self) -> int:
-        """Read every stored message, deliver what completes, delete what was read."""
-        return self._op(self._sweep_locked)
+        """Read every stored message, store it, deliver what completes, delete what was read.
+
+        Read → store (committed) → deliver → delete. The modem is held (the
+        operation lock) only for the AT commands, not while the store commits,
+        so a send is not kept waiting on the database; sweeps are serialised
+        among themselves, so nothing deletes a slot between this sweep's
+        listing and its delete. A PDU the store refuses stays on the modem and
+        the sweep stops there (the next one reads it again); one stored before
+        and not yet deleted (its delete failed, the process died) is deleted,
+        not delivered twice.
+        """
+        with self._sweep_lock:
+            delivered = self._recover()
+            for memory, listed, read_at in self._op(self._list_locked):
+                done: list[tuple[int, int]] = []  # (storage index, receipt)
+                failed = False
+                for index, pdu in listed:
+                    item = read_pdu(self.port, memory or "", index, pdu, read_at)
+                    try:
+                        receipt = self.store.store(item)
+                    except Exception as exc:  # the database is down: keep it on the modem
+                        self.store_error = _describe(exc)
+                        self.trace.note(f"store failed, {memory}:{index} left on the modem")
+                        log.error("%s: PDU %s:%s not stored (%s)", self.port, memory, index, exc)
+                        failed = True
+                        break
+                    self.store_error = None
+                    if receipt.new:
+                        for message in self.inbox.add(item, receipt.id):
+                            self._deliver(message)
+                            delivered += 1
+                    done.append((index, receipt.id))
+                if done:
+                    self._op(partial(self._delete_locked, memory=memory, done=done))
+                if failed:
+                    return delivered
+            for message in self.inbox.expire():
+                self._deliver(message)
+                delivered += 1
+            return delivered
+
+    def _list_locked(
+        self, gsm: FleetGsmModem
+    ) -> list[tuple[str | None, list[tuple[int, str]], datetime]]:
+        """Every readable memory's stored PDUs, each listing stamped with its time."""
+        if gsm.sim_absent:
+            return []  # no SIM, no storage to sweep
+        memories: list[str | None] = [*sorted(self._memories | self._readable(gsm))] or [None]
+        out = []
+        for memory in memories:
+            if memory is not None:
+                gsm._setSmsMemory(readDelete=memory)
+            listed = parse_cmgl(gsm.write("AT+CMGL=4") or [])
+            out.append((memory, listed, datetime.now(DEFAULT_TZ)))
+        return out
+
+    def _delete_locked(
+        self, gsm: FleetGsmModem, memory: str | None, done: list[tuple[int, int]]
+    ) -> None:
+        """Delete what the store committed, in the memory it was listed from."""
+        if memory is not None:
+            gsm._setSmsMemory(readDelete=memory)
+        for index, receipt in done:
+            gsm.write(f"AT+CMGD={index}")
+            self.store.deleted(receipt)
 
     def _op(self, fn: Callable[[FleetGsmModem], T]) -> T:
         """Run fn on the link under the operation lock, translating errors (with the trace)."""
@@ -225,42 +290,6 @@ class Modem:
             raise ModemError(f"{self.port}: port error: {exc}", self.trace.snapshot()) from exc
         finally:
             self._op_lock.release()
-
-    def _sweep_locked(self, gsm: FleetGsmModem) -> int:
-        """Read → store (committed) → deliver → delete, PDU by PDU.
-
-        A PDU the store refuses stays on the modem and the sweep stops there
-        (the next one reads it again); one stored before and not yet deleted
-        (its delete failed, or the process died) is deleted, not delivered twice.
-        """
-        if gsm.sim_absent:
-            return 0  # no SIM, no storage to sweep
-        delivered = self._recover()
-        memories: list[str | None] = [*sorted(self._memories | self._readable(gsm))] or [None]
-        for memory in memories:
-            if memory is not None:
-                gsm._setSmsMemory(readDelete=memory)
-            stored = parse_cmgl(gsm.write("AT+CMGL=4") or [])
-            for index, pdu in stored:
-                item = read_pdu(self.port, memory or "", index, pdu, datetime.now(DEFAULT_TZ))
-                try:
-                    receipt = self.store.store(item)
-                except Exception as exc:  # the database is down: keep it on the modem
-                    self.store_error = _describe(exc)
-                    self.trace.note(f"store failed, {memory}:{index} left on the modem")
-                    log.error("%s: PDU %s:%s not stored (%s)", self.port, memory, index, exc)
-                    return delivered
-                self.store_error = None
-                if receipt.new:
-                    for message in self.inbox.add(item, receipt.id):
-                        self._deliver(message)
-                        delivered += 1
-                gsm.write(f"AT+CMGD={index}")
-                self.store.deleted(receipt.id)
-        for message in self.inbox.expire():
-            self._deliver(message)
-            delivered += 1
-        return delivered
 
     def _recover(self) -> int:
         """Once per Modem: deliver what an earlier process stored and never recorded."""
