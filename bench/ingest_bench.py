@@ -4,7 +4,12 @@
    processes as on several probe hosts) append evidence events through
    ``dialbot.db.evidence.append_event`` — the hash chain serialises them on
    the chain head — as fast as they can for a while. Prints events/s and the
-   append latency, then verifies the chain they built.
+   append latency, then verifies the chain they built. With ``--pdus`` they
+   go the way a received message goes: every ``sms_in`` is a real
+   SMS-DELIVER PDU committed to the receipt log first (``DbPduStore.store``,
+   as the driver does before ``AT+CMGD``), then recorded with its receipt
+   (claimed in the event's transaction); every ``sms_out`` carries its real
+   SMS-SUBMIT PDU.
 2. Ranking: a database with 10 million evidence events and 100,000 findings
    (written server-side with generate_series: realistic sizes and indexes,
    but hashes that do not form a chain), then times the period ranking
@@ -59,11 +64,34 @@ def fresh_database(admin_url: str, keep: bool = False) -> Iterator[str]:
 # -- ingestion ---------------------------------------------------------------------------
 
 
+def _real_pdus(sim: str) -> tuple[str, str]:
+    """A real SMS-DELIVER (from the SP to ``sim``) and SMS-SUBMIT (``sim`` to the SP) as hex."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from dialbot.flows.record import submit_pdus
+    from dialbot.sim.smscodec import encode_deliver
+
+    sent = datetime.now(ZoneInfo("Asia/Shanghai"))
+    deliver = encode_deliver("1065800101", TEXT, sent, "+8613800100500", 1)[0].pdu
+    return deliver, submit_pdus("1065800101", "TD")
+
+
 def _host(
-    url: str, first: int, writers: int, pool: int, seconds: float, batch: int, out: Any
+    url: str,
+    first: int,
+    writers: int,
+    pool: int,
+    seconds: float,
+    batch: int,
+    out: Any,
+    pdus: bool = False,
 ) -> None:
     """One probe host: ``writers`` modem threads sharing a pool of ``pool`` connections."""
     from sqlalchemy.orm import sessionmaker
+
+    from dialbot.db.received import DbPduStore
+    from dialbot.modem.inbox import read_pdu
 
     engine = make_engine(url, pool_size=pool, max_overflow=0, pool_timeout=120)
     db = sessionmaker(bind=engine, expire_on_commit=False)
@@ -74,13 +102,31 @@ def _host(
     def modem(i: int) -> None:
         sim = f"139{first + i:08d}"
         mine = latencies[i]
+        store = DbPduStore(db, f"bench/{first + i}", sim)
+        deliver, submit = _real_pdus(sim)
         start.wait()
         n = 0
         while time.monotonic() < deadline[0]:
             t0 = time.perf_counter()
-            append_events(db, [NewEvent("sms_in" if k % 2 else "sms_out", sim=sim,
-                                        peer="10660001", text=TEXT,
-                                        raw="0891683108200105F0" * 4) for k in range(batch)])  # fmt: skip
+            if not pdus:
+                append_events(db, [NewEvent("sms_in" if k % 2 else "sms_out", sim=sim,
+                                            peer="10660001", text=TEXT,
+                                            raw="0891683108200105F0" * 4) for k in range(batch)])  # fmt: skip
+            else:
+                events = []
+                for k in range(batch):
+                    if (n * batch + k) % 2:  # received: stored before the modem's delete
+                        item = read_pdu("/dev/bench", "SM", n * batch + k, deliver, _now())
+                        receipt = store.store(item)
+                        store.deleted(receipt.id)
+                        events.append(NewEvent("sms_in", sim=sim, peer="1065800101", text=TEXT,
+                                               raw=deliver, receipts=(receipt.id,),
+                                               data={"scts": item.scts.isoformat()
+                                                     if item.scts else None}))  # fmt: skip
+                    else:
+                        events.append(NewEvent("sms_out", sim=sim, peer="1065800101",
+                                               text="TD", raw=submit))  # fmt: skip
+                append_events(db, events)
             mine.append(time.perf_counter() - t0)
             n += 1
 
@@ -95,15 +141,27 @@ def _host(
     out.put([x for lat in latencies for x in lat])
 
 
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
 def ingestion(
-    url: str, writers: int, processes: int, pool: int, seconds: float, batch: int
+    url: str,
+    writers: int,
+    processes: int,
+    pool: int,
+    seconds: float,
+    batch: int,
+    pdus: bool = False,
 ) -> None:
     open_database(url)  # schema
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     per = writers // processes
     procs = [
-        ctx.Process(target=_host, args=(url, p * per, per, pool, seconds, batch, out))
+        ctx.Process(target=_host, args=(url, p * per, per, pool, seconds, batch, out, pdus))
         for p in range(processes)
     ]
     t0 = time.monotonic()
@@ -116,8 +174,9 @@ def ingestion(
     latencies.sort()
     n = len(latencies)
     events = n * batch
-    print(f"ingestion: {writers} writers in {processes} processes ({pool} connections each), "
-          f"{batch} event(s) per append, {seconds:.0f} s: {events} events, "
+    how = "real PDUs, received ones stored first" if pdus else "placeholder raw"
+    print(f"ingestion ({how}): {writers} writers in {processes} processes ({pool} connections "
+          f"each), {batch} event(s) per append, {seconds:.0f} s: {events} events, "
           f"{events / seconds:,.0f} events/s")  # fmt: skip
     print(f"  append latency (one transaction): median {statistics.median(latencies) * 1000:.1f} ms, "
           f"p95 {latencies[int(n * 0.95)] * 1000:.1f} ms, max {latencies[-1] * 1000:.0f} ms "
@@ -243,12 +302,16 @@ def main() -> None:
     parser.add_argument("--sps", type=int, default=2_000)
     parser.add_argument("--services", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pdus", action="store_true",
+                        help="real PDUs; each received one stored in the receipt log first")  # fmt: skip
     parser.add_argument("--skip-ingestion", action="store_true")
     parser.add_argument("--skip-ranking", action="store_true")
     args = parser.parse_args()
     if not args.skip_ingestion:
         with fresh_database(args.admin_url) as url:
-            ingestion(url, args.writers, args.processes, args.pool, args.seconds, args.batch)
+            ingestion(
+                url, args.writers, args.processes, args.pool, args.seconds, args.batch, args.pdus
+            )
     if not args.skip_ranking:
         sizes = {k: getattr(args, k) for k in ("events", "findings", "runs", "sps", "services")}
         with fresh_database(args.admin_url) as url:

@@ -30,7 +30,7 @@ from dialbot.db.catalogue import list_services
 config = load_config(sys.argv[1])
 db = open_database(config.database_url)
 sink = FleetSink()
-fleet = open_fleet(config, sink)
+fleet = open_fleet(config, sink, db=db)
 flows = standard_flows()
 services = list_services(db)
 sweep = Sweep(db, config, fleet, flows, services)

@@ -99,7 +99,7 @@ def sweep_world(
         inventory = config.paths.hardware / f"{world.bank_name}.toml"
         with VirtualBank(world, workdir / "bank", inventory_path=inventory):
             sink = FleetSink()
-            fleet = open_fleet(config, sink)
+            fleet = open_fleet(config, sink, db=db)
             try:
                 ready = sum(1 for s in fleet.slots if s.state.value == "ready")
                 console.print(f"bank {world.bank_name}: {ready} of {len(fleet.slots)} modems ready")

@@ -202,7 +202,7 @@ def probe_cmd(
     _announce(console, plan, config.probe.time_scale)
     sink = FleetSink()
     try:
-        fleet = open_fleet(config, sink, timeout)
+        fleet = open_fleet(config, sink, timeout, db=db)
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(EXIT_USAGE)

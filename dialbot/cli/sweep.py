@@ -48,7 +48,7 @@ def sweep_cmd(ctx: click.Context, timeout: float | None) -> None:
     sink = FleetSink()
     log_path = command_log(config)
     try:
-        fleet = open_fleet(config, sink, timeout)
+        fleet = open_fleet(config, sink, timeout, db=db)
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(EXIT_USAGE)

@@ -30,7 +30,13 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.engine import write_session
-from dialbot.db.models import EVENT_KINDS, GENESIS_HASH, EvidenceEvent, EvidenceHead
+from dialbot.db.models import (
+    EVENT_KINDS,
+    GENESIS_HASH,
+    EvidenceEvent,
+    EvidenceHead,
+    ReceivedPdu,
+)
 from dialbot.db.outage import survives_outage
 from dialbot.db.types import utcnow
 
@@ -51,6 +57,7 @@ class NewEvent:
     text: str | None = None
     raw: str | None = None
     data: Any = None
+    receipts: tuple[int, ...] = ()  # received PDUs this event records (not hashed: see below)
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,7 @@ def _prepare(ev: NewEvent) -> NewEvent:
         text=_storable(ev.text),
         raw=_storable(ev.raw),
         data=_storable_data(ev.data),
+        receipts=tuple(ev.receipts),
     )
 
 
@@ -189,12 +197,28 @@ def append_events(
             )
             last_hash = digest
         session.execute(insert(_EVENTS), [_row_values(r) for r in rows])
+        _claim(session, prepared, rows)
         session.execute(
             update(EvidenceHead)
             .where(EvidenceHead.id == 1)
             .values(last_id=last_id, last_hash=last_hash)
         )
     return rows
+
+
+def _claim(session: Session, events: list[NewEvent], rows: list[EventRow]) -> None:
+    """Mark the received PDUs these events record, in the events' own transaction.
+
+    The PDUs' evidence is the event's ``raw`` (hashed); the link lives in the
+    receipt log, so the hash format does not change.
+    """
+    for ev, row in zip(events, rows, strict=True):
+        if ev.receipts:
+            session.execute(
+                update(ReceivedPdu)
+                .where(ReceivedPdu.id.in_(ev.receipts), ReceivedPdu.event_id.is_(None))
+                .values(event_id=row.id)
+            )
 
 
 def append_event(
@@ -208,9 +232,10 @@ def append_event(
     text: str | None = None,
     raw: str | None = None,
     data: Any = None,
+    receipts: tuple[int, ...] = (),
 ) -> EventRow:
     """Append one event and return it as stored (with its id and hash)."""
-    ev = NewEvent(kind, sim, run_id, at, peer, text, raw, data)
+    ev = NewEvent(kind, sim, run_id, at, peer, text, raw, data, receipts)
     return append_events(session_factory, [ev])[0]
 
 

@@ -263,6 +263,39 @@ class EvidenceEvent(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class ReceivedPdu(Base):
+    """A PDU as read from a modem's storage, committed before the modem deleted it.
+
+    The receipt log of `dialbot.db.received`: ``event_id`` names the evidence
+    event that records it (set in that event's transaction), ``deleted_at``
+    when the modem confirmed its deletion. A row with no event after a
+    restart was read by a process that died first: it is delivered again.
+    """
+
+    __tablename__ = "received_pdus"
+    __table_args__ = (
+        Index("ix_received_pdus_source_slot", "source", "memory", "slot_index"),
+        Index("ix_received_pdus_source_event", "source", "event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(120))  # the modem: "bank/slot" or its port
+    sim: Mapped[str | None] = mapped_column(String(21))
+    port: Mapped[str] = mapped_column(String(255))
+    memory: Mapped[str] = mapped_column(String(8))
+    slot_index: Mapped[int] = mapped_column(Integer)
+    pdu: Mapped[str] = mapped_column(Text)
+    pdu_sha256: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(24))
+    sender: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    scts: Mapped[str | None] = mapped_column(String(40))  # ISO 8601 with the network's offset
+    problem: Mapped[str | None] = mapped_column(String(200))
+    read_at: Mapped[datetime] = mapped_column()
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    event_id: Mapped[int | None] = mapped_column(BigId)
+
+
 class EvidenceHead(Base):
     """The single row naming the chain's last event: the append lock and the
     guard against silently cutting events off the end."""

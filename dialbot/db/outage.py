@@ -175,12 +175,12 @@ def guard_of(db: sessionmaker[Session] | Engine) -> OutageGuard | None:
 
 
 def survives_outage(fn: Callable[P, T]) -> Callable[P, T]:
-    """Run a storage function (a whole transaction; session factory first) again when an
-    outage cut it: the cut transaction was rolled back, so running it again is safe."""
+    """Run a storage function (a whole transaction; session factory first, or a method of
+    an object holding it as ``db``) again when an outage cut it: the cut transaction was rolled back, so running it again is safe."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        guard = guard_of(args[0]) if args and isinstance(args[0], sessionmaker) else None
+        guard = _guard_of_call(args)
         attempt = 0
         while True:
             try:
@@ -193,6 +193,15 @@ def survives_outage(fn: Callable[P, T]) -> Callable[P, T]:
                 attempt += 1
 
     return wrapper
+
+
+def _guard_of_call(args: tuple[object, ...]) -> OutageGuard | None:
+    """The guard of a storage call: its first argument, or that object's ``db`` (methods)."""
+    if not args:
+        return None
+    first = args[0]
+    factory = first if isinstance(first, sessionmaker) else getattr(first, "db", None)
+    return guard_of(factory) if isinstance(factory, sessionmaker) else None
 
 
 def heartbeat_cutoff(db: sessionmaker[Session], stale_after: timedelta, now: datetime) -> datetime:

@@ -19,6 +19,9 @@ from dialbot.errors import DialbotError
 from dialbot.fleet.inventory import Bank, ModemEntry
 from dialbot.fleet.lease import Lease
 from dialbot.modem import Health, Identity, IncomingMessage, LinkState, Modem, ModemSettings
+from dialbot.modem.store import PduStore
+
+StoreFactory = Callable[["FleetModem"], PduStore]
 
 
 class SimState(enum.Enum):
@@ -51,6 +54,11 @@ class FleetSettings:
 @dataclass
 class FleetModem:
     """One slot: inventory entry, driver, and what was last learned about its SIM."""
+
+    @property
+    def source(self) -> str:
+        """The modem's name in the receipt log: its bank and slot (ports repeat across hosts)."""
+        return f"{self.bank.name}/{self.entry.slot}"
 
     bank: Bank
     entry: ModemEntry
@@ -95,8 +103,12 @@ class Fleet:
         carrier: CarrierProfile | None = None,
         settings: FleetSettings | None = None,
         unsolicited: Callable[[IncomingMessage], None] | None = None,
+        stores: StoreFactory | None = None,
     ) -> None:
+        """`stores` gives each modem its receipt log (durable: `dialbot.db.received`);
+        without it receipts are kept in memory only."""
         self.carrier = carrier or CarrierProfile()
+        self._stores = stores
         self.settings = settings or FleetSettings()
         self.unsolicited: queue.Queue[IncomingMessage] = queue.Queue()
         self._sink = unsolicited or self.unsolicited.put
@@ -124,7 +136,8 @@ class Fleet:
         for slot in self.slots:
             if slot.entry.retired or slot.modem is not None:
                 continue
-            slot.modem = Modem(self._settings_for(slot.entry), unsolicited=self._sink)
+            store = self._stores(slot) if self._stores is not None else None
+            slot.modem = Modem(self._settings_for(slot.entry), unsolicited=self._sink, store=store)
             slot.modem.start()
         deadline = time.monotonic() + (timeout or self.settings.command_timeout * 4)
         for slot in self.slots:

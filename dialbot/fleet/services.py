@@ -100,7 +100,9 @@ class CarrierServices:
 
     def _reply_to_query(self, message: IncomingMessage, accept: re.Pattern[str] | None) -> bool:
         """From the carrier, not one of its own notices, and (when given) what `accept` finds."""
-        if not self._from_carrier(message) or re.search(self.profile.notices, message.text):
+        if message.problem is not None or not self._from_carrier(message):
+            return False
+        if re.search(self.profile.notices, message.text):
             return False
         return accept is None or bool(accept.search(message.text))
 

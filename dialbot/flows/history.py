@@ -32,6 +32,7 @@ from dialbot.carrier import CarrierProfile
 from dialbot.db.evidence import EventRow, events_of_sim
 from dialbot.db.obligations import Obligation, orders_of_sim
 from dialbot.flows.intake import national
+from dialbot.flows.record import network_time
 from dialbot.judge.classify import MsgClass, classify, is_carrier
 from dialbot.judge.model import PastOrder
 
@@ -62,7 +63,7 @@ def past_order(ob: Obligation, events: list[EventRow], carrier: CarrierProfile) 
     base = PastOrder(ob.sp_code, ob.service_code, ob.created_at, ended_at=ob.discharged_at)
     if ack is not None:
         proof = (ack.id,) + ((gone.id,) if gone is not None and gone.id > ack.id else ())
-        return replace(base, cancel_acked_at=ack.at, evidence=proof)
+        return replace(base, cancel_acked_at=network_time(ack), evidence=proof)
     if ob.method in LISTED_GONE:
         proof = (gone.id,) if gone is not None else ()
         return replace(base, cancel_acked_at=ob.discharged_at, evidence=proof)

@@ -78,8 +78,8 @@ class Intake:
 
     def take(self, message: IncomingMessage) -> Received | None:
         """Record a message (or hand it to the watch); return it when it is the activity's."""
-        if not self.mine(message):
-            self.foreign(message)
+        if message.problem is not None or not self.mine(message):
+            self.foreign(message)  # the watch records it (a PDU that is no message: a note)
             return None
         sender = national(message.sender)
         row = self.recorder.sms_in(message)

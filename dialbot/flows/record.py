@@ -20,7 +20,7 @@ from dialbot.errors import ModemError
 from dialbot.fleet.services import Balance, Evidence, SubscriptionList
 from dialbot.judge.model import Event, ListedItem
 from dialbot.modem import IncomingMessage
-from dialbot.modem.inbox import DEFAULT_TZ
+from dialbot.modem.inbox import DEFAULT_TZ, event_time
 
 EventSink = Callable[[EventRow], None]
 
@@ -48,6 +48,37 @@ def incoming_raw(message: IncomingMessage) -> str:
     return "\n".join(message.raw)
 
 
+def received_data(message: IncomingMessage) -> dict[str, Any]:
+    """What the evidence keeps of a received message beside its text and raw PDUs:
+    the network's time stamp (SCTS, with its own offset) next to the host's read time
+    (the event's ``at``), where it was stored on the modem, and its completeness."""
+    data: dict[str, Any] = {
+        "sent_at": message.sent_at.isoformat(),
+        "scts": message.scts.isoformat() if message.scts else None,
+        "parts": message.parts,
+        "complete": message.complete,
+        "port": message.port,
+        "slots": list(message.slots),
+    }
+    if message.recovered:
+        data["recovered"] = True  # read by a process that died before recording it
+    return data
+
+
+def network_time(row: EventRow) -> datetime:
+    """When a received message happened, for ordering: its SCTS when it was read late
+    (`dialbot.modem.inbox.event_time`), else the host's read time (``at``)."""
+    data = row.data if isinstance(row.data, dict) else {}
+    stamp = data.get("scts") if row.kind in ("sms_in", "balance", "subscriptions") else None
+    if not isinstance(stamp, str):
+        return row.at
+    try:
+        scts = datetime.fromisoformat(stamp)
+    except ValueError:
+        return row.at
+    return event_time(row.at, scts if scts.tzinfo is not None else None)
+
+
 class Recorder:
     """Appends one SIM's events (of one run, or of no run) and keeps them for the judge."""
 
@@ -65,6 +96,8 @@ class Recorder:
         self.rows: list[EventRow] = []
 
     def _append(self, kind: str, **values: Any) -> EventRow:
+        """Append now; an event recording received PDUs names their receipts (`receipts`),
+        which the append marks recorded in its own transaction."""
         row = append_event(self.db, kind, sim=self.sim, run_id=self.run_id, **values)
         self.rows.append(row)
         if self.on_event is not None:
@@ -82,13 +115,19 @@ class Recorder:
         )
 
     def sms_in(self, message: IncomingMessage, **extra: Any) -> EventRow:
-        data: dict[str, Any] = {
-            "sent_at": message.sent_at.isoformat(),
-            "parts": message.parts,
-            "complete": message.complete,
-            "port": message.port,
-        }
-        data.update(extra)
+        """A received message; one that is not a readable message to the SIM (an
+        undecodable PDU, a status report) is a `note` with its raw PDU, never judged."""
+        data = {**received_data(message), **extra}
+        if message.problem is not None:
+            return self._append(
+                "note",
+                at=message.received_at,
+                peer=message.sender or None,
+                text=message.problem,
+                raw=incoming_raw(message),
+                data=data,
+                receipts=message.receipts,
+            )
         return self._append(
             "sms_in",
             at=message.received_at,
@@ -96,11 +135,14 @@ class Recorder:
             text=message.text,
             raw=incoming_raw(message),
             data=data,
+            receipts=message.receipts,
         )
 
     def _carrier_reply(self, kind: str, evidence: Evidence, data: dict[str, Any]) -> EventRow:
         message = evidence.messages[0] if evidence.messages else None
         data = {"request": evidence.request, **data}
+        if message is not None:
+            data = {**received_data(message), **data}
         return self._append(
             kind,
             at=message.received_at if message else now(),
@@ -108,6 +150,7 @@ class Recorder:
             text=evidence.reply_text,
             raw=incoming_raw(message) if message else None,
             data=data,
+            receipts=tuple(r for m in evidence.messages for r in m.receipts),
         )
 
     def balance(self, reading: Balance, label: str = "") -> EventRow:
@@ -151,7 +194,8 @@ def _listed_item(data: dict[str, Any]) -> ListedItem:
 
 
 def to_judge_event(row: EventRow) -> Event:
-    """The judge's view of a stored event (balances and listings already parsed)."""
+    """The judge's view of a stored event (balances and listings already parsed); a
+    message read late is placed at the network's time stamp, not at its reading."""
     data = row.data if isinstance(row.data, dict) else {}
     balance = data.get("balance_fen") if row.kind == "balance" else None
     items: tuple[ListedItem, ...] | None = None
@@ -159,7 +203,7 @@ def to_judge_event(row: EventRow) -> Event:
         items = tuple(_listed_item(i) for i in data["items"] if isinstance(i, dict))
     return Event(
         id=row.id,
-        at=row.at,
+        at=network_time(row),
         kind=row.kind,  # type: ignore[arg-type]
         peer=row.peer or "",
         text=row.text or "",

@@ -374,7 +374,7 @@ def local_runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
     """This host's banks (``hardware/``) with the flows of ``probes/`` and the flow runner."""
     flows = load_flows(config.paths.probes)
     sink = FleetSink()
-    fleet = open_fleet(config, sink)
+    fleet = open_fleet(config, sink, db=db)
     try:
         local = LocalFleet(db, config, fleet, flows)
     except BaseException:

@@ -24,6 +24,7 @@ from dialbot.db.catalogue import ServiceView
 from dialbot.db.models import RunState
 from dialbot.db.obligations import pending_for_sim
 from dialbot.db.owner import RunBeat
+from dialbot.db.received import DbPduStore
 from dialbot.db.runs import upsert_sim
 from dialbot.errors import ModemError
 from dialbot.fleet import Fleet, FleetModem, FleetSettings, Lease, load_inventories
@@ -72,12 +73,21 @@ def open_fleet(
     config: Config,
     sink: Callable[[IncomingMessage], None] | None = None,
     timeout: float | None = None,
+    db: sessionmaker[Session] | None = None,
 ) -> Fleet:
-    """Every bank of `hardware/`, opened and checked; messages of idle modems go to sink."""
+    """Every bank of `hardware/`, opened and checked; messages of idle modems go to sink.
+
+    With `db`, every PDU read is committed to the receipt log before the modem
+    deletes it (`dialbot.db.received`), and what a dead process read and never
+    recorded is delivered again to the sink.
+    """
     banks = load_inventories(config.paths.hardware)
     settings = fleet_settings(config, timeout)
     timeout = settings.command_timeout
-    fleet = Fleet(banks, config.carrier, settings, unsolicited=sink)
+    stores = None
+    if db is not None:
+        stores = lambda slot: DbPduStore(db, slot.source, slot.entry.msisdn)  # noqa: E731
+    fleet = Fleet(banks, config.carrier, settings, unsolicited=sink, stores=stores)
     fleet.open(timeout=timeout * 3)
     fleet.refresh(timeout=timeout * 4)
     return fleet

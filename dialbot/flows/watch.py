@@ -138,7 +138,7 @@ class Watch:
                     self._open[key] = current
             late = msisdn is not None and self._late_reply(msisdn, message)
             row = current.recorder.sms_in(message, watch="late_reply" if late else "judged")
-            if not late:
+            if not late and row.kind == "sms_in":  # a PDU that is no message is kept, not judged
                 current.judged.append(row)
             closed = self._closed
         if closed:  # nobody will judge the watch again: this message's run is judged now
@@ -166,7 +166,8 @@ class Watch:
         if service is None:
             return False
         seen = self._contacts.get((msisdn, service.sp_code))
-        return seen is not None and seen[0] <= message.received_at <= seen[1] + self.grace
+        at = message.network_at  # a reply read late is still a reply
+        return seen is not None and seen[0] <= at <= seen[1] + self.grace
 
     def _legit(self, msisdn: str) -> frozenset[tuple[str, str]]:
         """Services the SIM may legitimately hear from: those it still has obligations for."""

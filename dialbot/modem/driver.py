@@ -3,6 +3,9 @@
 A worker thread owns the link: it connects, sweeps message storage when a
 +CMTI arrives (coalescing bursts) and periodically (so nothing is stranded),
 checks the modem answers, and reconnects with backoff when it does not.
+Every PDU read is committed to the modem's `PduStore` before ``AT+CMGD``
+deletes it (read → store → delete); what an earlier process stored and
+never recorded is delivered again when the worker starts.
 After `quarantine_after` failed attempts in a row the modem is quarantined
 (not leased) but still retried, and returns to service when it answers.
 Operations from other threads (send, USSD, health) hold the modem's
@@ -19,6 +22,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from typing import TypeVar
 
 import serial
@@ -28,9 +33,10 @@ from gsmmodem.exceptions import CommandError, TimeoutException
 
 from dialbot.errors import AtTimeout, CmeError, CmsError, ModemBusy, ModemError
 from dialbot.modem.health import Health, Identity, read_health, read_identity
-from dialbot.modem.inbox import DEFAULT_TZ, Inbox, IncomingMessage, parse_cmgl
+from dialbot.modem.inbox import DEFAULT_TZ, Inbox, IncomingMessage, parse_cmgl, read_pdu
 from dialbot.modem.patched import FleetGsmModem
 from dialbot.modem.safety import check_number, check_text, check_ussd
+from dialbot.modem.store import MemoryStore, PduStore
 from dialbot.modem.trace import AtTrace
 
 log = logging.getLogger(__name__)
@@ -69,8 +75,16 @@ class ModemSettings:
 class Modem:
     """The driver for one port. Start it, lease it, close it (safe twice)."""
 
-    def __init__(self, settings: ModemSettings, unsolicited: Sink | None = None) -> None:
+    def __init__(
+        self,
+        settings: ModemSettings,
+        unsolicited: Sink | None = None,
+        store: PduStore | None = None,
+    ) -> None:
         self.settings = settings
+        self.store: PduStore = store or MemoryStore()
+        self.store_error: str | None = None  # why the last sweep left messages on the modem
+        self._recovered = False
         self.port = settings.port
         self.trace = AtTrace()
         self.inbox = Inbox(settings.port, DEFAULT_TZ, settings.concat_timeout)
@@ -82,6 +96,7 @@ class Modem:
         self._sink: Sink | None = None
         self._sink_lock = threading.Lock()
         self._op_lock = threading.RLock()
+        self._sweep_lock = threading.Lock()
         self._events: queue.Queue[str] = queue.Queue()
         self._state_changed = threading.Condition()
         self._gsm: FleetGsmModem | None = None
@@ -133,13 +148,19 @@ class Modem:
             self._sink = sink
 
     def _deliver(self, message: IncomingMessage) -> None:
+        """To the lease holder, else to the unsolicited sink; a message neither takes is
+        still in the store, unrecorded, and is delivered again after a restart."""
+        if message.problem is not None:
+            log.warning("%s: %s kept as evidence (%s)", self.port, message.problem, message.slots)
         with self._sink_lock:
-            target = self._sink or self._unsolicited_sink or self.unsolicited.put
-            try:
-                target(message)
-            except Exception:
-                log.exception("message sink failed on %s; kept in unsolicited stream", self.port)
-                self.unsolicited.put(message)
+            targets = [t for t in (self._sink, self._unsolicited_sink) if t is not None]
+            for target in targets or [self.unsolicited.put]:
+                try:
+                    target(message)
+                    return
+                except Exception:
+                    log.exception("message sink failed on %s", self.port)
+            log.error("%s: no sink took message %s; left in the store", self.port, message.slots)
 
     # -- operations --------------------------------------------------------
     def command(self, command: str, timeout: float | None = None) -> list[str]:
@@ -176,8 +197,71 @@ class Modem:
         return self._op(run)
 
     def sweep(self) -> int:
-        """Read every stored message, deliver what completes, delete what was read."""
-        return self._op(self._sweep_locked)
+        """Read every stored message, store it, deliver what completes, delete what was read.
+
+        Read → store (committed) → deliver → delete. The modem is held (the
+        operation lock) only for the AT commands, not while the store commits,
+        so a send is not kept waiting on the database; sweeps are serialised
+        among themselves, so nothing deletes a slot between this sweep's
+        listing and its delete. A PDU the store refuses stays on the modem and
+        the sweep stops there (the next one reads it again); one stored before
+        and not yet deleted (its delete failed, the process died) is deleted,
+        not delivered twice.
+        """
+        with self._sweep_lock:
+            delivered = self._recover()
+            for memory, listed, read_at in self._op(self._list_locked):
+                done: list[tuple[int, int]] = []  # (storage index, receipt)
+                failed = False
+                for index, pdu in listed:
+                    item = read_pdu(self.port, memory or "", index, pdu, read_at)
+                    try:
+                        receipt = self.store.store(item)
+                    except Exception as exc:  # the database is down: keep it on the modem
+                        self.store_error = _describe(exc)
+                        self.trace.note(f"store failed, {memory}:{index} left on the modem")
+                        log.error("%s: PDU %s:%s not stored (%s)", self.port, memory, index, exc)
+                        failed = True
+                        break
+                    self.store_error = None
+                    if receipt.new:
+                        for message in self.inbox.add(item, receipt.id):
+                            self._deliver(message)
+                            delivered += 1
+                    done.append((index, receipt.id))
+                if done:
+                    self._op(partial(self._delete_locked, memory=memory, done=done))
+                if failed:
+                    return delivered
+            for message in self.inbox.expire():
+                self._deliver(message)
+                delivered += 1
+            return delivered
+
+    def _list_locked(
+        self, gsm: FleetGsmModem
+    ) -> list[tuple[str | None, list[tuple[int, str]], datetime]]:
+        """Every readable memory's stored PDUs, each listing stamped with its time."""
+        if gsm.sim_absent:
+            return []  # no SIM, no storage to sweep
+        memories: list[str | None] = [*sorted(self._memories | self._readable(gsm))] or [None]
+        out = []
+        for memory in memories:
+            if memory is not None:
+                gsm._setSmsMemory(readDelete=memory)
+            listed = parse_cmgl(gsm.write("AT+CMGL=4") or [])
+            out.append((memory, listed, datetime.now(DEFAULT_TZ)))
+        return out
+
+    def _delete_locked(
+        self, gsm: FleetGsmModem, memory: str | None, done: list[tuple[int, int]]
+    ) -> None:
+        """Delete what the store committed, in the memory it was listed from."""
+        if memory is not None:
+            gsm._setSmsMemory(readDelete=memory)
+        for index, receipt in done:
+            gsm.write(f"AT+CMGD={index}")
+            self.store.deleted(receipt)
 
     @property
     def busy_wait(self) -> float:
@@ -212,25 +296,16 @@ class Modem:
         finally:
             self._op_lock.release()
 
-    def _sweep_locked(self, gsm: FleetGsmModem) -> int:
-        if gsm.sim_absent:
-            return 0  # no SIM, no storage to sweep
+    def _recover(self) -> int:
+        """Once per Modem: deliver what an earlier process stored and never recorded."""
+        if self._recovered:
+            return 0
         delivered = 0
-        memories: list[str | None] = [*sorted(self._memories | self._readable(gsm))] or [None]
-        for memory in memories:
-            if memory is not None:
-                gsm._setSmsMemory(readDelete=memory)
-            stored = parse_cmgl(gsm.write("AT+CMGL=4") or [])
-            for index, pdu in stored:
-                where = (memory or "", index)
-                for message in self.inbox.add_pdu(pdu, where):
-                    self._deliver(message)
-                    delivered += 1
-                gsm.write(f"AT+CMGD={index}")
-                self.inbox.deleted(where)
-        for message in self.inbox.expire():
-            self._deliver(message)
-            delivered += 1
+        for receipt, item in self.store.left_over():
+            for message in self.inbox.add(item, receipt, recovered=True):
+                self._deliver(message)
+                delivered += 1
+        self._recovered = True
         return delivered
 
     def _readable(self, gsm: FleetGsmModem) -> set[str]:

@@ -1,17 +1,22 @@
-"""Incoming messages: decoded from stored PDUs, reassembled, timestamped, de-duplicated.
+"""Incoming messages: stored PDUs decoded, reassembled and timestamped.
 
-The library hands out one object per stored PDU; a carrier's subscription
-list or an SP's prompt often spans several. Parts are collected here by
-(sender, reference, count) and delivered as one message once complete, or
-as an incomplete one when the missing parts never come (never stranded).
-A storage slot read but not yet deleted is remembered with its PDU, so a
-slot read twice (a failed delete) is not delivered twice; once the delete
-succeeds it is forgotten, so two identical messages an SP really sent
-twice are both delivered (a double message is evidence).
+The driver reads each PDU from the modem's storage, hands it to its
+`dialbot.modem.store.PduStore` (which commits it) and only then deletes it
+from the modem: read → store → delete, as SMS daemons do. What the store
+accepted as new is fed here; a carrier's subscription list or an SP's prompt
+often spans several PDUs, so parts are collected by (sender, reference,
+count) and delivered as one message once complete, or as an incomplete one
+when the missing parts never come (never stranded). A PDU that cannot be
+decoded, or is not a message to the SIM (a status report, a saved
+SMS-SUBMIT), is delivered too, with its `problem`: it is evidence, kept raw.
+
+Every delivered message names the store receipts of its PDUs, so whoever
+records it as evidence marks them recorded in the same transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterable
@@ -23,12 +28,49 @@ from gsmmodem.exceptions import EncodingError
 from gsmmodem.pdu import Concatenation, decodeSmsPdu
 
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
-_CMGL = re.compile(r"^\+CMGL:\s*(\d+),\s*(\d+),")
+_CMGL = re.compile(r"^\+CMGL:\s*(\d+)\s*(?:,|$)")  # index first; the rest varies by modem
+# A message read more than this long after the network stamped it was read late (a lost
+# +CMTI, a periodic sweep): its order among events is the network's time, not the host's.
+# Below it the host's read time stands (it is on the same clock as the probe's actions;
+# the network clock may be off by a few seconds and has whole seconds only).
+LATE_READ_S = 10.0
+# A time stamp further back than this is taken for a wrong network clock, not a late read.
+IMPLAUSIBLE_S = 7 * 24 * 3600.0
+_DECODE_ERRORS = (EncodingError, StopIteration, ValueError, KeyError, IndexError, TypeError)
+
+
+@dataclass(frozen=True)
+class StoredPdu:
+    """One PDU as read from the modem's storage: what is committed before it is deleted.
+
+    `scts` is the network's service-centre time stamp with its own UTC offset (None when
+    the PDU has none or cannot be decoded); `read_at` the host's time of reading.
+    """
+
+    port: str
+    memory: str
+    index: int
+    pdu: str
+    read_at: datetime
+    kind: str = "SMS-DELIVER"  # the PDU type, or "undecodable"
+    sender: str | None = None
+    text: str | None = None
+    scts: datetime | None = None
+    concat: tuple[int, int, int] | None = None  # (reference, parts, number)
+    problem: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.pdu.strip().upper().encode("ascii", "replace")).hexdigest()
 
 
 @dataclass(frozen=True)
 class IncomingMessage:
-    """One received message as a subscriber would read it, with its raw PDUs as evidence."""
+    """One received message as a subscriber would read it, with its raw PDUs as evidence.
+
+    `problem` says why it is not an ordinary message (undecodable PDU, status report...);
+    `receipts` are the store's ids of its PDUs; `scts` the network's time stamp.
+    """
 
     sender: str
     text: str
@@ -38,6 +80,29 @@ class IncomingMessage:
     parts: int = 1
     complete: bool = True
     raw: tuple[str, ...] = ()
+    scts: datetime | None = None
+    receipts: tuple[int, ...] = ()
+    slots: tuple[str, ...] = ()  # "SM:3": where each PDU was stored
+    problem: str | None = None
+    recovered: bool = False  # stored by an earlier process, delivered after a restart
+
+    @property
+    def network_at(self) -> datetime:
+        """When the message happened, as far as ordering goes (see `event_time`)."""
+        return event_time(self.received_at, self.scts)
+
+
+def event_time(read_at: datetime, scts: datetime | None) -> datetime:
+    """The network's time for a message read late, else the host's read time.
+
+    Both are aware, so comparing them is absolute whatever zone each carries.
+    A network stamp later than the read (a clock ahead), or absurdly old (a
+    wrong clock), is not believed.
+    """
+    if scts is None:
+        return read_at
+    late = (read_at - scts).total_seconds()
+    return scts if LATE_READ_S < late <= IMPLAUSIBLE_S else read_at
 
 
 @dataclass
@@ -45,8 +110,8 @@ class _Pending:
     sender: str
     total: int
     first_seen: float
-    sent_at: datetime
-    parts: dict[int, tuple[str, str]] = field(default_factory=dict)  # number -> (text, pdu)
+    first: StoredPdu
+    parts: dict[int, tuple[StoredPdu, int | None]] = field(default_factory=dict)
 
 
 def parse_cmgl(lines: Iterable[str]) -> list[tuple[int, str]]:
@@ -63,51 +128,65 @@ def parse_cmgl(lines: Iterable[str]) -> list[tuple[int, str]]:
     return result
 
 
+def read_pdu(port: str, memory: str, index: int, pdu: str, read_at: datetime) -> StoredPdu:
+    """Decode what can be decoded of one stored PDU; never raises (bad input is evidence)."""
+    base = StoredPdu(port, memory, index, pdu, read_at)
+    try:
+        decoded = decodeSmsPdu(pdu)
+    except _DECODE_ERRORS as exc:
+        why = f"undecodable PDU ({type(exc).__name__}: {str(exc)[:80]})"
+        return StoredPdu(port, memory, index, pdu, read_at, "undecodable", problem=why)
+    kind = str(decoded.get("type") or "unknown")
+    sent = decoded.get("time")
+    scts = sent if isinstance(sent, datetime) and sent.tzinfo is not None else None
+    concat = next((ie for ie in decoded.get("udh") or [] if isinstance(ie, Concatenation)), None)
+    parts = (int(concat.reference), int(concat.parts), int(concat.number)) if concat else None
+    return StoredPdu(
+        base.port,
+        memory,
+        index,
+        pdu,
+        read_at,
+        kind,
+        sender=str(decoded.get("number") or ""),
+        text=str(decoded.get("text") or ""),
+        scts=scts,
+        concat=parts if parts and parts[1] > 1 else None,
+        problem=None if kind == "SMS-DELIVER" else f"not a received message ({kind})",
+    )
+
+
 class Inbox:
-    """Turns stored PDUs into whole messages, each exactly once."""
+    """Turns stored PDUs (each fed once, by the store's say) into whole messages."""
 
     def __init__(self, port: str, tz: ZoneInfo = DEFAULT_TZ, concat_timeout: float = 120.0) -> None:
         self.port = port
         self.tz = tz
         self.concat_timeout = concat_timeout
         self._pending: dict[tuple[str, int, int], _Pending] = {}
-        self._undeleted: dict[tuple[str, int], str] = {}
-        self.undecodable: list[str] = []
-
-    def deleted(self, slot: tuple[str, int]) -> None:
-        """The storage slot was deleted: a new PDU there is a new message."""
-        self._undeleted.pop(slot, None)
 
     def add_pdu(self, pdu: str, slot: tuple[str, int] | None = None) -> list[IncomingMessage]:
+        """Feed one PDU read now (no store): the messages it completes."""
+        memory, index = slot or ("", 0)
+        return self.add(read_pdu(self.port, memory, index, pdu, datetime.now(self.tz)))
+
+    def add(
+        self, item: StoredPdu, receipt: int | None = None, recovered: bool = False
+    ) -> list[IncomingMessage]:
         """Feed one stored PDU; returns the messages it completes (usually 0 or 1)."""
-        if slot is not None:
-            if self._undeleted.get(slot) == pdu:
-                return []  # read before, its delete failed
-            self._undeleted[slot] = pdu
-        try:
-            decoded = decodeSmsPdu(pdu)
-        except (EncodingError, StopIteration, ValueError, KeyError, IndexError):
-            self.undecodable.append(pdu)
-            return []
-        if decoded.get("type") != "SMS-DELIVER":
-            return []
-        now = datetime.now(self.tz)
-        sender = str(decoded.get("number") or "")
-        text = str(decoded.get("text") or "")
-        sent = decoded.get("time")
-        sent_at = sent.astimezone(self.tz) if isinstance(sent, datetime) else now
-        concat = next((ie for ie in decoded.get("udh", []) if isinstance(ie, Concatenation)), None)
-        if concat is None or concat.parts <= 1:
-            return [IncomingMessage(sender, text, sent_at, now, self.port, raw=(pdu,))]
-        key = (sender, int(concat.reference), int(concat.parts))
+        if item.problem is not None or item.concat is None:
+            return [self._single(item, receipt, recovered)]
+        reference, total, number = item.concat
+        key = (item.sender or "", reference, total)
+        age = max(0.0, (datetime.now(self.tz) - item.read_at).total_seconds())
         pending = self._pending.setdefault(
-            key, _Pending(sender, int(concat.parts), time.monotonic(), sent_at)
+            key, _Pending(item.sender or "", total, time.monotonic() - age, item)
         )
-        pending.parts[int(concat.number)] = (text, pdu)
+        pending.parts[number] = (item, receipt)
         if len(pending.parts) < pending.total:
             return []
         del self._pending[key]
-        return [self._join(pending, now, complete=True)]
+        return [self._join(pending, datetime.now(self.tz), True, recovered)]
 
     def expire(self, force: bool = False) -> list[IncomingMessage]:
         """Deliver what is left of multipart messages whose missing parts never came."""
@@ -116,18 +195,42 @@ class Inbox:
         for key, pending in list(self._pending.items()):
             if force or now_mono - pending.first_seen >= self.concat_timeout:
                 del self._pending[key]
-                out.append(self._join(pending, datetime.now(self.tz), complete=False))
+                out.append(self._join(pending, datetime.now(self.tz), False, False))
         return out
 
-    def _join(self, pending: _Pending, now: datetime, complete: bool) -> IncomingMessage:
+    def _single(self, item: StoredPdu, receipt: int | None, recovered: bool) -> IncomingMessage:
+        return IncomingMessage(
+            sender=item.sender or "",
+            text=item.text or "",
+            sent_at=(item.scts or item.read_at).astimezone(self.tz),
+            received_at=item.read_at.astimezone(self.tz),
+            port=self.port,
+            raw=(item.pdu,),
+            scts=item.scts,
+            receipts=() if receipt is None else (receipt,),
+            slots=(f"{item.memory}:{item.index}",),
+            problem=item.problem,
+            recovered=recovered,
+        )
+
+    def _join(
+        self, pending: _Pending, now: datetime, complete: bool, recovered: bool
+    ) -> IncomingMessage:
         numbers = sorted(pending.parts)
+        items = [pending.parts[n][0] for n in numbers]
+        first = pending.first
+        stamps = [i.scts for i in items if i.scts is not None]
         return IncomingMessage(
             sender=pending.sender,
-            text="".join(pending.parts[n][0] for n in numbers),
-            sent_at=pending.sent_at,
-            received_at=now,
+            text="".join(i.text or "" for i in items),
+            sent_at=(min(stamps) if stamps else first.read_at).astimezone(self.tz),
+            received_at=max(i.read_at for i in items).astimezone(self.tz) if complete else now,
             port=self.port,
             parts=pending.total,
             complete=complete,
-            raw=tuple(pending.parts[n][1] for n in numbers),
+            raw=tuple(i.pdu for i in items),
+            scts=min(stamps) if stamps else None,
+            receipts=tuple(r for n in numbers if (r := pending.parts[n][1]) is not None),
+            slots=tuple(f"{i.memory}:{i.index}" for i in items),
+            recovered=recovered,
         )

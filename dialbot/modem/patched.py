@@ -14,7 +14,9 @@ against the plain `GsmModem`:
   driver sweeps storage anyway);
 - `ownNumber` fell back to phone-book commands: only +CNUM is asked;
 - every command has a deadline no longer than `command_timeout`, and a
-  write to a port that no one reads cannot block for ever.
+  write to a port that no one reads cannot block for ever;
+- a `+CPMS:` answer with no memory lists (Samsung J700, in the corpus)
+  crashed connect (IndexError): it is read as "no storage lists" instead.
 
 Concatenated messages are reassembled one layer up (`dialbot.modem.inbox`).
 """
@@ -278,6 +280,8 @@ class FleetGsmModem(GsmModem, _SerialFix):
             if self._connecting and not exc.data:
                 self._connect_timed_out = True
             raise
+        if data == "AT+CPMS=?" and result:
+            result = ["+CPMS: (),(),()" if line.strip() == "+CPMS:" else line for line in result]
         return result
 
     def connect(self, pin: str | None = None, waitingForModemToStartInSeconds: float = 0) -> None:

@@ -148,7 +148,7 @@ class Rig:
     @contextmanager
     def fleet(self) -> Iterator[tuple[Fleet, FleetSink]]:
         sink = FleetSink()
-        fleet = open_fleet(self.config, sink, timeout=3.0)
+        fleet = open_fleet(self.config, sink, timeout=3.0, db=self.db)
         try:
             yield fleet, sink
         finally:
