@@ -153,3 +153,4 @@ def run_cmd(
             runtime.close()
     summary = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
     click.echo(f"night {result.night.night} of {name}: {summary or 'nothing planned'}")
+    click.echo(result.crashes.line())

@@ -111,6 +111,7 @@ class PlanItemRow(Base):
     state: Mapped[str] = mapped_column(String(16), default=ItemState.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     reruns: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    owner: Mapped[str | None] = mapped_column(String(300))  # host:pid of its last claimer
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     started_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()

@@ -4,7 +4,9 @@ Coverage is counted per (service, flow): one night may run several flows of
 one service (on different SIMs), so the plan's uniqueness is per
 ``(plan_id, service_id, flow)``. ``reruns`` counts how many times an item
 was put back to ``pending`` because its probe was cut before its order went
-out (issue 17), so a night can say at its end what a crash cost.
+out (issue 17), so a night can say at its end what a crash cost; ``owner``
+(host:pid of the process that last claimed it) tells a dead claimer from a
+live one, so a night opened twice never re-runs a probe still in flight.
 
 Frozen: describes the schema as of this revision and does not import the
 models.
@@ -34,10 +36,12 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("reruns", sa.Integer(), nullable=False, server_default=sa.text("0"))
         )
+        batch.add_column(sa.Column("owner", sa.String(300), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("plan_items") as batch:
+        batch.drop_column("owner")
         batch.drop_column("reruns")
         batch.drop_constraint("uq_plan_items_plan_service_flow", type_="unique")
         batch.create_unique_constraint("uq_plan_items_plan_service", ["plan_id", "service_id"])
