@@ -31,7 +31,7 @@ from dialbot.config import load_config
 from dialbot.db.engine import engine_of, open_database
 from dialbot.db.obligations import sims_with_pending
 from dialbot.db.types import utcnow
-from dialbot.scheduling.models import PlanItemRow
+from dialbot.scheduling.models import NightPlan, PlanItemRow
 from dialbot.scheduling.schedules import load_schedule
 from dialbot.scheduling.service import build_plan
 
@@ -82,7 +82,7 @@ def test_kills_rerun_what_never_ordered_and_replan_the_rest(db_url: str, tmp_pat
             "DIALBOT_TEST_CANCEL_DELAY": "0.4"}  # fmt: skip
     # 1. before any order: probes claimed, still checking their balance
     kill_when(
-        lambda pid: claimed(pid) >= 3, "claimed probes", **{**slow, "DIALBOT_TEST_PRE_DELAY": "5"}
+        lambda pid: claimed(pid) >= 2, "claimed probes", **{**slow, "DIALBOT_TEST_PRE_DELAY": "10"}
     )
     assert lines("ORDER") == [], "the first kill was meant to come before any order"
     # 2. between an order and its confirmation
@@ -95,7 +95,7 @@ def test_kills_rerun_what_never_ordered_and_replan_the_rest(db_url: str, tmp_pat
     # 4. before its first order again: these probes are the final run's to re-run
     orders = len(lines("ORDER"))
     kill_when(
-        lambda pid: claimed(pid) >= 1, "claimed probes", **{**slow, "DIALBOT_TEST_PRE_DELAY": "5"}
+        lambda pid: claimed(pid) >= 1, "claimed probes", **{**slow, "DIALBOT_TEST_PRE_DELAY": "10"}
     )
     assert len(lines("ORDER")) == orders
     cut_orders = set(lines("ORDER"))  # every order placed by a killed process
@@ -115,21 +115,26 @@ def test_kills_rerun_what_never_ordered_and_replan_the_rest(db_url: str, tmp_pat
     assert cut_after, "the second and third kills cut probes after their order"
     assert cut_after <= {(sid, flow) for sid, _, flow in cut_orders}
     rerun = [i for i in items if i.reruns]
-    assert len(rerun) >= 3, "the first kill's claimed probes run again"
+    assert len(rerun) >= 2, "the first kill's claimed probes run again"
     rerun_done = sum(i.state == "done" for i in rerun)
     assert rerun_done >= 1  # (some may have been cut again by a later kill, after ordering)
     # every pair that had not ordered when a process died was done tonight
     never_cut = {(str(i.service_id), i.flow) for i in items} - cut_after
     assert all(i.state == "done" for i in items if (str(i.service_id), i.flow) in never_cut)
     assert sims_with_pending(db) == [], "a SIM still owes a cleanup"
-    assert f"after crashes: {len(rerun)} re-run ({rerun_done} done), {len(cut_after)} re-planned"\
-        in done.stdout  # fmt: skip
+    schedule = load_schedule(tmp_path / "schedules" / "night.toml")
+    with db() as session:
+        night_start = session.scalars(select(NightPlan.window_start)).one()
+    later = schedule.nights_left(night_start) > 1  # else what was cut is lost for the period
+    cost = (
+        f"{len(cut_after)} re-planned, 0 lost" if later else f"0 re-planned, {len(cut_after)} lost"
+    )
+    assert f"after crashes: {len(rerun)} re-run ({rerun_done} done), {cost}" in done.stdout
     assert "cut after its order may have gone out" in done.stdout
     assert "covers 24/24 due (service, flow) pairs; period coverage 100% (24/24)" in done.stdout
 
     # the next night plans exactly the pairs cut after ordering, each on another SIM
     config = load_config(tmp_path / "dialbot.toml")
-    schedule = load_schedule(tmp_path / "schedules" / "night.toml")
     start = utcnow() + timedelta(minutes=1)
     same_period = schedule.period_bounds(start) == schedule.period_bounds(utcnow())
     plan = build_plan(db, schedule, sched_runtime.runtime(config, db), start,
