@@ -63,7 +63,8 @@ def owner_tag() -> str:
 
 
 def owner_alive(owner: str | None) -> bool:
-    """Whether the item's claimer is a live process of this host other than this one.
+    """Whether the item's claimer is a live process of this host (this one included: a
+    lane thread of ours may be running it).
 
     Another host's process cannot be checked from here: it counts as dead, and
     its item is re-planned rather than re-run (never ordered twice).
@@ -75,7 +76,7 @@ def owner_alive(owner: str | None) -> bool:
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return False  # our own earlier claim: we are past it
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -124,7 +125,8 @@ class Recovered:
 def recover_running(db: sessionmaker[Session], plan_id: int, *, rerun: bool) -> Recovered:
     """Resolve the night's items left ``running`` by a dead process (see the module doc).
 
-    ``rerun`` False (the window is over): every cut item is re-planned.
+    ``rerun`` False (the window is over): every item still running is re-planned,
+    whoever claimed it (a live claimer's late result is then refused).
     """
     done = Recovered()
     with db() as session:
@@ -137,7 +139,7 @@ def recover_running(db: sessionmaker[Session], plan_id: int, *, rerun: bool) -> 
         )
         verdicts = {}
         for item in items:
-            if owner_alive(item.owner):
+            if rerun and owner_alive(item.owner):  # window over: nobody may still run it
                 done.left += 1
                 continue
             ordered = may_have_ordered(session, item)
