@@ -1,13 +1,17 @@
 """`dialbot schedule list|next|run`: what runs when, and running one now.
 
-`list` and `next` read only the schedule files (fire times come from the
-same CronTrigger the daemon uses); `run NAME` runs one night in the
-foreground — cleanup, plan (or resume), dispatch — with a progress bar.
+`list` and `next` read the schedule files (fire times come from the same
+CronTrigger the daemon uses) and, when the database can be reached, say
+what coverage the next night would reach (a preview from the database, see
+:mod:`dialbot.scheduling.preview`); `run NAME` runs one night in the
+foreground — cleanup, plan (or resume), dispatch — with a progress bar, and
+says at the end what coverage it reached and what crashes cost it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,17 +19,25 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.cli._db import EXIT_DATABASE, open_db
 from dialbot.cli.common import get_config
+from dialbot.db.engine import engine_of, open_database
 from dialbot.db.outage import DatabaseUnavailable
 from dialbot.db.types import utcnow
 from dialbot.errors import ConfigError, DialbotError
-from dialbot.scheduling.models import FINAL_ITEM_STATES
+from dialbot.flows.loader import load_flows
+from dialbot.scheduling.models import FINAL_ITEM_STATES, NightPlan
 from dialbot.scheduling.nights import progress as night_progress
+from dialbot.scheduling.preview import coverage_text, preview_night
 from dialbot.scheduling.runtime import resolve_runtime
 from dialbot.scheduling.schedules import Schedule, find_schedule, load_schedules
 from dialbot.scheduling.service import run_night
+
+log = logging.getLogger("dialbot.cli.schedule")
 
 
 def _schedules(ctx: click.Context) -> list[Schedule]:
@@ -37,7 +49,29 @@ def _schedules(ctx: click.Context) -> list[Schedule]:
     raise AssertionError("unreachable")
 
 
-def _row(schedule: Schedule, now: datetime) -> dict[str, Any]:
+def _previews(ctx: click.Context, schedules: list[Schedule], now: datetime) -> dict[str, str]:
+    """Per schedule: the coverage its next night would reach; empty without a database."""
+    config = get_config(ctx)
+    try:
+        db = open_database(config.database_url)
+        flows = load_flows(config.paths.probes)
+    except (DialbotError, SQLAlchemyError) as exc:
+        log.info("no coverage preview", extra={"reason": str(exc).splitlines()[0]})
+        return {}
+    out: dict[str, str] = {}
+    try:
+        for schedule in schedules:
+            found = preview_night(db, schedule, flows, config.probe.time_scale, now)
+            if found is not None:
+                out[schedule.name] = coverage_text(found[1])
+    except SQLAlchemyError as exc:
+        log.info("no coverage preview", extra={"reason": str(exc).splitlines()[0]})
+    finally:
+        engine_of(db).dispose()
+    return out
+
+
+def _row(schedule: Schedule, now: datetime, tonight: str | None = None) -> dict[str, Any]:
     fire = schedule.next_run(now)
     return {
         "name": schedule.name,
@@ -49,6 +83,7 @@ def _row(schedule: Schedule, now: datetime) -> dict[str, Any]:
         "flows": list(schedule.flows),
         "per_sp_concurrency": schedule.per_sp_concurrency,
         "source": schedule.source,
+        "tonight": tonight,
     }
 
 
@@ -68,14 +103,18 @@ def schedule() -> None:
 def list_cmd(ctx: click.Context, as_json: bool) -> None:
     """Every schedule with its next run time."""
     now = utcnow()
-    rows = [_row(s, now) for s in _schedules(ctx)]
+    schedules = _schedules(ctx)
+    previews = _previews(ctx, schedules, now)
+    rows = [_row(s, now, previews.get(s.name)) for s in schedules]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = Table("name", "cron", "timezone", "next run", "window end", "coverage", "flows")
+    table = Table("name", "cron", "timezone", "next run", "window end", "coverage", "flows",
+                  "next night (preview)")  # fmt: skip
     for r in rows:
         table.add_row(r["name"], r["cron"], r["timezone"], _short(r["next_run"]) or "never",
-                      _short(r["window_end"]), r["coverage"], ", ".join(r["flows"]))  # fmt: skip
+                      _short(r["window_end"]), r["coverage"], ", ".join(r["flows"]),
+                      r["tonight"] or "-")  # fmt: skip
     Console().print(table)
 
 
@@ -85,15 +124,20 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
 def next_cmd(ctx: click.Context, as_json: bool) -> None:
     """The schedule that fires next, and when."""
     now = utcnow()
-    rows = [r for r in (_row(s, now) for s in _schedules(ctx)) if r["next_run"]]
+    schedules = _schedules(ctx)
+    rows = [r for r in (_row(s, now) for s in schedules) if r["next_run"]]
     if not rows:
         click.echo("no schedule will fire", err=True)
         ctx.exit(1)
     first = min(rows, key=lambda r: datetime.fromisoformat(r["next_run"]))
+    chosen = [s for s in schedules if s.name == first["name"]]
+    first["tonight"] = _previews(ctx, chosen, now).get(first["name"])
     if as_json:
         click.echo(json.dumps(first, ensure_ascii=False))
     else:
         click.echo(f"{first['name']} at {first['next_run']} (window until {first['window_end']})")
+        if first["tonight"]:
+            click.echo(f"  {first['tonight']}")
 
 
 @schedule.command("run")
@@ -157,3 +201,13 @@ def run_cmd(
             runtime.close()
     summary = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
     click.echo(f"night {result.night.night} of {name}: {summary or 'nothing planned'}")
+    for note in _coverage_notes(db, result.night.id):
+        click.echo(note)
+    click.echo(result.crashes.line())
+
+
+def _coverage_notes(db: sessionmaker[Session], plan_id: int) -> list[str]:
+    """The plan's notes that say what coverage the night reaches."""
+    with db() as session:
+        notes = session.scalar(select(NightPlan.notes).where(NightPlan.id == plan_id)) or []
+    return [n for n in notes if n.startswith("covers ")]

@@ -21,6 +21,10 @@ Exactly once, whatever dies:
   worker discharges its obligation before the SIM does anything else;
 - a lost probe that had not ordered, or one no worker took in time, is
   sent again to another SIM on a live bank of a suitable region.
+
+The rule (re-run what never ordered, re-plan the rest) and its evidence
+(obligations since the claim) are :mod:`dialbot.scheduling.recovery`'s,
+shared with the local runtime's resumed nights.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from dialbot.scheduling.dispatch import OutcomeStatus, ProbeJob, ProbeOutcome, R
 from dialbot.scheduling.hosts import FINAL_DISPATCH_STATES, Dispatch, FleetBank, live_banks
 from dialbot.scheduling.inputs import flow_tables
 from dialbot.scheduling.planner import SimInfo
+from dialbot.scheduling.recovery import Recovery, decide, order_went_out
 
 if TYPE_CHECKING:  # celery is needed to send or serve probes, not to import dialbot
     from celery import Celery
@@ -130,14 +135,9 @@ def finish(
 
 
 def ordered_since(session: Session, sim_id: int, since: datetime) -> bool:
-    """Whether the SIM got a cleanup obligation since ``since`` (so an order may be out)."""
-    msisdn = session.scalar(select(Sim.msisdn).where(Sim.id == sim_id))
-    count = session.scalar(
-        select(func.count())
-        .select_from(CleanupObligation)
-        .where(CleanupObligation.sim == msisdn, CleanupObligation.created_at >= since)
-    )
-    return bool(count)
+    """Whether the SIM got a cleanup obligation since ``since`` (so an order may be out);
+    the shared evidence of :mod:`dialbot.scheduling.recovery`."""
+    return order_went_out(session, [sim_id], since)
 
 
 @survives_outage
@@ -257,7 +257,7 @@ class DistributedDispatcher:
                 log.info("probe dispatched", extra={"dispatch_id": dispatch_id, "bank": bank,
                                                     "item_id": job.item_id})  # fmt: skip
                 outcome, given_up = self._wait(dispatch_id)
-                if not given_up or outcome.ordered:
+                if not given_up or decide(outcome.ordered) is Recovery.REPLAN:
                     return outcome
                 retry_of = dispatch_id
             tried.add(sim_id)

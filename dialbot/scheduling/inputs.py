@@ -55,13 +55,15 @@ def flow_tables(
 def load_services(
     db: sessionmaker[Session], schedule: Schedule, now: datetime
 ) -> list[ServiceInfo]:
-    """Every selected service with its last probe, last flow, change time and SP risk."""
+    """Every selected service with its last probe per flow, change time, SP risk and the
+    SIMs its flows were cut on after ordering."""
     with db() as session:
         rows = session.execute(
             select(Service.id, Sp.code, Service.billing, Service.region, Service.version,
                    Service.updated_at).join(Sp, Service.sp_id == Sp.id)
         ).all()  # fmt: skip
         last = _last_probes(session)
+        cut = _cut_after_order(session, last)
         findings = dict(
             session.execute(
                 select(Finding.sp_code, func.count())
@@ -74,51 +76,67 @@ def load_services(
     for service_id, sp_code, billing, region, version, updated_at in rows:
         if not selection.matches(sp_code, billing, region):
             continue
-        probed, flow = last.get(service_id, (None, None))
         result.append(
             ServiceInfo(
                 service_id=service_id,
                 sp_code=sp_code,
                 billing=billing,
                 region=region,
-                last_probed=probed,
-                last_flow=flow,
+                flow_probed=last.get(service_id, {}),
                 changed_at=updated_at if version > 1 else None,
                 recent_findings=int(findings.get(sp_code, 0)),
+                interrupted_on=cut.get(service_id, {}),
             )
         )
     return result
 
 
-def _last_probes(session: Session) -> dict[int, tuple[datetime, str]]:
-    """Per service: when it was last probed and with which flow (runs and plan items)."""
-    last: dict[int, tuple[datetime, str]] = {}
-    ranked_runs = (
-        select(
-            Run.service_id, Run.started_at, Run.flow,
-            func.row_number().over(partition_by=Run.service_id,
-                                   order_by=Run.started_at.desc()).label("n"),
-        )
+def _last_probes(session: Session) -> dict[int, dict[str, datetime]]:
+    """Per service and flow: when that flow last probed it (judged runs and probed items)."""
+    last: dict[int, dict[str, datetime]] = {}
+    runs = (
+        select(Run.service_id, Run.flow, func.max(Run.started_at))
         .where(Run.service_id.is_not(None), Run.started_at.is_not(None),
                Run.state == RunState.DONE.value)
-        .subquery()
+        .group_by(Run.service_id, Run.flow)
     )  # fmt: skip
-    ranked_items = (
-        select(
-            PlanItemRow.service_id, PlanItemRow.started_at, PlanItemRow.flow,
-            func.row_number().over(partition_by=PlanItemRow.service_id,
-                                   order_by=PlanItemRow.started_at.desc()).label("n"),
-        )
+    items = (
+        select(PlanItemRow.service_id, PlanItemRow.flow, func.max(PlanItemRow.started_at))
         .where(PlanItemRow.started_at.is_not(None), PlanItemRow.state.in_(PROBED_ITEM_STATES))
-        .subquery()
-    )  # fmt: skip
-    for ranked in (ranked_runs, ranked_items):
-        for service_id, started, flow in session.execute(
-            select(ranked.c.service_id, ranked.c.started_at, ranked.c.flow).where(ranked.c.n == 1)
-        ):
-            if service_id not in last or last[service_id][0] < started:
-                last[service_id] = (started, flow)
+        .group_by(PlanItemRow.service_id, PlanItemRow.flow)
+    )
+    for query in (runs, items):
+        for service_id, flow, started in session.execute(query):
+            if service_id is None or started is None:
+                continue
+            flows = last.setdefault(service_id, {})
+            if flow not in flows or flows[flow] < started:
+                flows[flow] = started
     return last
+
+
+def _cut_after_order(
+    session: Session, last: dict[int, dict[str, datetime]]
+) -> dict[int, dict[str, int]]:
+    """Per service and flow: the SIM its latest probe was cut on after ordering, when no
+    probe of that pair has run since (the planner puts the pair on another SIM)."""
+    cut: dict[int, dict[str, tuple[datetime, int]]] = {}
+    rows = session.execute(
+        select(PlanItemRow.service_id, PlanItemRow.flow, PlanItemRow.sim_id,
+               PlanItemRow.started_at)
+        .where(PlanItemRow.state == ItemState.INTERRUPTED.value,
+               PlanItemRow.started_at.is_not(None))
+    )  # fmt: skip
+    for service_id, flow, sim_id, started in rows:
+        if started is None:
+            continue
+        probed = last.get(service_id, {}).get(flow)
+        if probed is not None and probed >= started:
+            continue
+        known = cut.setdefault(service_id, {}).get(flow)
+        if known is None or known[0] < started:
+            cut[service_id][flow] = (started, sim_id)
+    return {sid: {f: sim for f, (_, sim) in flows.items()} for sid, flows in cut.items()}
 
 
 def last_sp_by_sim(db: sessionmaker[Session]) -> dict[int, str]:

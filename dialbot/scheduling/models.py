@@ -4,10 +4,14 @@ On the same declarative ``Base`` as :mod:`dialbot.db.models`; the schema is
 owned by migration ``0002_scheduling``. A night's plan is written before the
 first probe starts, and every item moves ``pending → running → done |
 failed | infra_failed`` with a conditional update, so after a crash the
-daemon knows exactly which services were already ordered that night:
-``running`` at restart becomes ``interrupted`` and is never ordered again
-that night. ``UNIQUE(plan_id, service_id)`` makes "no service twice a night"
-a property of the database, not only of the code.
+daemon knows exactly which probes may have ordered that night: an item
+still ``running`` at restart whose order had not gone out goes back to
+``pending`` (``reruns`` + 1) and runs again that night; one whose order
+may have gone out becomes ``interrupted``, is never ordered again that
+night and is re-planned on a later night (see
+:mod:`dialbot.scheduling.recovery`). ``UNIQUE(plan_id, service_id, flow)``
+makes "no (service, flow) twice a night" a property of the database, not
+only of the code (migration ``0004_planner``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -45,7 +50,7 @@ class ItemState(StrEnum):
     DONE = "done"  # probed (with or without findings)
     FAILED = "failed"  # the probe itself failed after ordering (counted as probed)
     INFRA_FAILED = "infra_failed"  # no order sent, retries used up
-    INTERRUPTED = "interrupted"  # running when the daemon died; never re-ordered tonight
+    INTERRUPTED = "interrupted"  # cut after its order may have gone out; re-planned later
     SKIPPED = "skipped"  # not started: window over, or its SIM out of service
 
 
@@ -88,7 +93,7 @@ class PlanItemRow(Base):
 
     __tablename__ = "plan_items"
     __table_args__ = (
-        UniqueConstraint("plan_id", "service_id", name="uq_plan_items_plan_service"),
+        UniqueConstraint("plan_id", "service_id", "flow", name="uq_plan_items_plan_service_flow"),
         CheckConstraint(_in("state", list(ItemState)), name="ck_plan_items_state"),
         Index("ix_plan_items_plan_state", "plan_id", "state"),
     )
@@ -105,6 +110,8 @@ class PlanItemRow(Base):
     est_duration_s: Mapped[float] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(16), default=ItemState.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reruns: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    owner: Mapped[str | None] = mapped_column(String(300))  # host:pid of its last claimer
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     started_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()

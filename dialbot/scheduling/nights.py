@@ -7,8 +7,11 @@ Crash safety comes from three rules:
   the dispatcher is called, so a service whose order may have gone out is
   always marked, whatever happens next;
 - when a night is opened again (restart, or ``schedule run`` twice) items
-  still ``running`` become ``interrupted`` and are never ordered again that
-  night (the database refuses a second item for the same service anyway);
+  still ``running`` in a dead process are resolved by the shared rule of
+  :mod:`dialbot.scheduling.recovery`: those whose order had not gone out run
+  again that night, the others become ``interrupted``, are never ordered
+  again that night and are re-planned on a later night (the database
+  refuses a second item for the same (service, flow) anyway);
 - the caller discharges cleanup obligations before it resumes (see
   :mod:`dialbot.scheduling.service`), so an interrupted order leaves no SIM
   subscribed.
@@ -36,6 +39,7 @@ from dialbot.db.types import utcnow
 from dialbot.scheduling.dispatch import Dispatcher, ProbeJob, ProbeOutcome
 from dialbot.scheduling.models import ItemState, NightPlan, NightState, PlanItemRow
 from dialbot.scheduling.planner import Plan
+from dialbot.scheduling.recovery import owner_tag, recover_running
 
 log = logging.getLogger("dialbot.scheduling.nights")
 Clock = Callable[[], datetime]
@@ -51,7 +55,8 @@ class NightInfo:
     window_start: datetime
     window_end: datetime
     resumed: bool
-    interrupted: int
+    interrupted: int  # cut after their order may have gone out: re-planned later
+    rerun: int = 0  # cut before their order went out: run again tonight
 
 
 def open_night(
@@ -71,10 +76,10 @@ def open_night(
             log.info("night stored concurrently", extra={"schedule": schedule, "night": night})
             existing = _find(db, schedule, night)
             assert existing is not None
-    interrupted = interrupt_running(db, existing.id)
+    recovered = recover_running(db, existing.id, rerun=True)
     return NightInfo(
         existing.id, schedule, night, existing.state, existing.window_start,
-        existing.window_end, True, interrupted,
+        existing.window_end, True, recovered.replanned, recovered.rerun,
     )  # fmt: skip
 
 
@@ -127,18 +132,6 @@ def _store(
 
 
 @survives_outage
-def interrupt_running(db: sessionmaker[Session], plan_id: int) -> int:
-    """Items that were running when the process died: never ordered again tonight."""
-    with write_session(db) as session:
-        result = session.execute(
-            update(PlanItemRow)
-            .where(PlanItemRow.plan_id == plan_id, PlanItemRow.state == ItemState.RUNNING.value)
-            .values(state=ItemState.INTERRUPTED.value, ended_at=utcnow(), error="interrupted")
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-@survives_outage
 def _claim(db: sessionmaker[Session], item_id: int) -> bool:
     with write_session(db) as session:
         result = session.execute(
@@ -148,6 +141,7 @@ def _claim(db: sessionmaker[Session], item_id: int) -> bool:
                 state=ItemState.RUNNING.value,
                 attempts=PlanItemRow.attempts + 1,
                 started_at=utcnow(),
+                owner=owner_tag(),
             )
         )
         return int(result.rowcount) == 1  # type: ignore[attr-defined]
@@ -345,7 +339,7 @@ def _last_sp_run(items: list[PlanItemRow]) -> str | None:
 def close_expired(db: sessionmaker[Session], schedule: str, now: datetime) -> int:
     """Nights left running past their window (the process was down): close them.
 
-    Their running items become interrupted, their pending items skipped, and the
+    Their running items are re-planned (interrupted), their pending items skipped, and the
     night ``aborted``, so the metrics and the next plan see what really happened.
     """
     with db() as session:
@@ -359,7 +353,7 @@ def close_expired(db: sessionmaker[Session], schedule: str, now: datetime) -> in
             )
         )
     for plan_id in ids:
-        interrupt_running(db, plan_id)
+        recover_running(db, plan_id, rerun=False)
         with write_session(db) as session:
             session.execute(
                 update(PlanItemRow)

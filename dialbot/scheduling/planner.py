@@ -1,31 +1,36 @@
-"""Tonight's plan: which service is probed with which flow, on which SIM, when.
+"""Tonight's plan: which (service, flow) is probed on which SIM, when.
 
 Pure and fast (no database, no clock): the daemon gathers the facts, this
-module decides. The decisions, in order of importance:
+module decides. The unit of coverage is the (service, flow) pair: every
+flow of the schedule that applies to a service's billing type is a promise
+of its own (a monthly service is declined, ordered and cancelled, not only
+declined). The decisions, in order of importance:
 
-1. Coverage. Every selected service must be probed once per coverage period.
-   The services not yet probed this period are *due*; tonight takes at least
-   ``ceil(due / nights left)`` of them (never-probed and longest-unprobed
-   first), so the period's work is spread evenly and the last night is not
-   a cliff.
-2. Risk. Spare capacity goes to services worth a second look: an SP with
-   recent findings, a service never probed, a catalogue entry changed since
-   its last probe. After that, due services beyond tonight's quota (getting
-   ahead is cheaper than falling behind).
-3. Constraints, never broken: a SIM is not used on the same SP twice in a
-   row (so SPs cannot learn the test numbers); a SIM below the balance floor
-   is left out (and named in the notes). When a SIM could only take
-   services of the SP it probed last, it first probes a service of another
-   SP that is already covered (reason ``rotation``), so rotation never
-   starves coverage; at most ``per_sp_concurrency``
-   probes of one SP run at once; nothing starts if its estimated end is
-   after the window's end; a regional bank only probes its region's (or
-   nationwide) services.
+1. Coverage. Every applicable flow of every selected service must run once
+   per coverage period. The pairs not yet probed this period are *due*;
+   tonight takes at least ``ceil(due / nights left)`` of them (never-probed
+   and longest-unprobed first), so the period's work is spread evenly and
+   the last night is not a cliff.
+2. Spare capacity goes first to the remaining due pairs (``ahead``: getting
+   ahead is cheaper than falling behind), then to pairs worth a second look
+   (``risk``): an SP with recent findings, a service never probed, a
+   catalogue entry changed since its last probe.
+3. Constraints, never broken: a night may run several flows of one service,
+   but each on a different SIM; a SIM is not used on the same SP twice in a
+   row (so SPs cannot learn the test numbers); a SIM below the balance
+   floor is left out (and named in the notes); a pair whose probe was cut
+   after its order went out is not planned on the SIM it was cut on. When a
+   SIM could only take pairs of the SP it probed last, it first probes a
+   pair of another SP that is already covered (reason ``rotation``), so
+   rotation never starves coverage; at most ``per_sp_concurrency`` probes
+   of one SP run at once; nothing starts if its estimated end is after the
+   window's end; a regional bank only probes its region's (or nationwide)
+   services.
 
 Placement is list scheduling over lanes (one per usable SIM), in time
-order: the earliest-free lane takes the highest-priority service it may
-take. Services are queued per (SP, region), with a heap of queue heads, so
-a plan over 100,000 services takes well under a second.
+order: the earliest-free lane takes the highest-priority pair it may take.
+Pairs are queued per (SP, region), with a heap of queue heads, so a plan
+over 100,000 services and their flows takes about a second.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from itertools import islice
+from typing import Final
 
 from dialbot.mask import mask_msisdn
 
@@ -49,16 +56,27 @@ REASONS = {TIER_DUE: "due", TIER_RISK: "risk", TIER_AHEAD: "ahead", TIER_ROTATIO
 
 @dataclass(frozen=True, slots=True)
 class ServiceInfo:
-    """What the planner needs to know about one selected service."""
+    """What the planner needs to know about one selected service.
+
+    ``flow_probed`` holds, per flow, when that flow last probed the service
+    (coverage is counted per flow); ``interrupted_on`` names, per flow, the
+    SIM a probe of it was cut on after its order went out (re-planned on
+    another SIM).
+    """
 
     service_id: int
     sp_code: str
     billing: str
     region: str | None = None
-    last_probed: datetime | None = None
-    last_flow: str | None = None
+    flow_probed: Mapping[str, datetime] = field(default_factory=dict)
     changed_at: datetime | None = None  # last catalogue change
     recent_findings: int = 0  # recent findings against its SP
+    interrupted_on: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def last_probed(self) -> datetime | None:
+        """The last probe of the service by any flow."""
+        return max(self.flow_probed.values()) if self.flow_probed else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +125,10 @@ class PlanItem:
 
 @dataclass
 class Plan:
-    """Tonight's probes and why, plus the figures behind them."""
+    """Tonight's probes and why, plus the figures behind them.
+
+    Counts of ``due`` and coverage are of (service, flow) pairs.
+    """
 
     items: list[PlanItem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -117,52 +138,76 @@ class Plan:
     due: int = 0
     due_quota: int = 0
     due_planned: int = 0
+    pairs: int = 0  # applicable (service, flow) pairs of the selection
+    covered_before: int = 0  # pairs already probed this period before tonight
     skipped_sims: list[int] = field(default_factory=list)
 
     @property
     def utilisation(self) -> float:
         return self.busy_s / self.capacity_s if self.capacity_s else 0.0
 
+    @property
+    def due_tonight(self) -> int:
+        """Due pairs planned tonight (tonight's quota and those taken ahead)."""
+        return sum(1 for item in self.items if item.reason in ("due", "ahead"))
 
-@dataclass(slots=True)
-class _Candidate:
-    rank: int
-    service: ServiceInfo
-    flow: str
-    duration: float
-    tier: int
+    @property
+    def period_coverage(self) -> float:
+        """Share of the period's pairs covered once tonight's plan has run."""
+        if not self.pairs:
+            return 1.0
+        return (self.covered_before + self.due_tonight) / self.pairs
+
+    def coverage_note(self) -> str:
+        """What coverage tonight reaches, in the words ``schedule list`` and the notes use."""
+        return (
+            f"covers {self.due_tonight}/{self.due} due (service, flow) pairs; period coverage "
+            f"{self.period_coverage:.0%} ({self.covered_before + self.due_tonight}/{self.pairs})"
+        )
+
+
+# A (service, flow) pair in the queues: (rank, tier, service, flow, estimated seconds).
+# A plain tuple, not a dataclass: a plan over 100,000 services makes 200,000 of them.
+_Candidate = tuple[int, int, ServiceInfo, str, float]
+RANK: Final = 0
+TIER: Final = 1
+SERVICE: Final = 2
+FLOW: Final = 3
+DURATION: Final = 4
 
 
 @dataclass(slots=True)
 class _Lane:
     sim: SimInfo
     last_sp: str | None
+    services: set[int] = field(default_factory=set)  # services this SIM probes tonight
 
 
 def plan_night(services: Iterable[ServiceInfo], sims: Sequence[SimInfo], spec: NightSpec) -> Plan:
     """Decide tonight's probes (see the module docstring for the rules)."""
     plan = Plan()
     lanes = _usable_lanes(sims, spec, plan)
-    candidates, covered, by_billing = _candidates(services, spec, plan)
+    candidates, covered = _candidates(services, spec, plan)
     plan.lanes = len(lanes)
     plan.capacity_s = len(lanes) * spec.window_s
     if not lanes:
         plan.notes.append("no usable SIM tonight: nothing planned")
     elif candidates:
-        fillers = _Fillers(covered, by_billing, spec, len(candidates))
+        fillers = _Fillers(covered, spec, len(candidates))
         _place(candidates, lanes, spec, plan, fillers)
     plan.due_planned = sum(1 for item in plan.items if item.reason == "due")
     short = plan.due_quota - plan.due_planned
     if short > 0:
         plan.notes.append(
-            f"coverage at risk: {short} of tonight's {plan.due_quota} due services could not "
-            "be placed (capacity, per-SP concurrency, region or rotation)"
+            f"coverage at risk: {short} of tonight's {plan.due_quota} due (service, flow) pairs "
+            "could not be placed (capacity, per-SP concurrency, region or rotation)"
         )
     plan.notes.append(
-        f"{len(plan.items)} probes on {plan.lanes} SIMs, {plan.due} services due this period "
-        f"(quota {plan.due_quota} tonight, {spec.nights_left} night(s) left), "
+        f"{len(plan.items)} probes on {plan.lanes} SIMs, {plan.due} (service, flow) pairs due "
+        f"this period (quota {plan.due_quota} tonight, {spec.nights_left} night(s) left), "
         f"estimated utilisation {plan.utilisation:.0%}"
     )
+    plan.notes.append(plan.coverage_note())
     return plan
 
 
@@ -186,91 +231,104 @@ def _usable_lanes(sims: Sequence[SimInfo], spec: NightSpec, plan: Plan) -> list[
 def _risk(service: ServiceInfo) -> float:
     """Why a service deserves a look beyond coverage (0: no reason)."""
     score = 3.0 * min(service.recent_findings, 10)
-    if service.last_probed is None:
+    last = service.last_probed
+    if last is None:
         score += 5.0
-    elif service.changed_at is not None and service.changed_at > service.last_probed:
+    elif service.changed_at is not None and service.changed_at > last:
         score += 4.0
     return score
 
 
-def _pick_flow(service: ServiceInfo, applicable: Sequence[str]) -> str:
-    """The flow after the one used last time, so a service meets every flow in turn."""
-    if service.last_flow in applicable:
-        return applicable[(applicable.index(service.last_flow) + 1) % len(applicable)]
-    return applicable[0]
+Pair = tuple[ServiceInfo, str]
 
 
-def _candidates(
-    services: Iterable[ServiceInfo], spec: NightSpec, plan: Plan
-) -> tuple[list[_Candidate], list[ServiceInfo], dict[str, list[str]]]:
-    """Every service worth probing tonight, ranked (rank 0 is the most urgent); the
-    covered ones (rotation fillers); the flows per billing type."""
+def flows_by_billing(spec: NightSpec) -> dict[str, list[str]]:
+    """The schedule's flows that apply to each billing type, in the schedule's order."""
     by_billing: dict[str, list[str]] = {}
     for flow in spec.flows:
         for billing in spec.flow_billing.get(flow, ()):
             by_billing.setdefault(billing, []).append(flow)
-    due: list[tuple[float, float, int, ServiceInfo]] = []
-    risky: list[tuple[float, int, ServiceInfo]] = []
+    return by_billing
+
+
+def _candidates(
+    services: Iterable[ServiceInfo], spec: NightSpec, plan: Plan
+) -> tuple[list[_Candidate], list[tuple[datetime, ServiceInfo, str]]]:
+    """Every (service, flow) pair worth probing tonight, ranked (rank 0 is the most
+    urgent), and the covered pairs (rotation fillers, longest-unprobed first)."""
+    by_billing = flows_by_billing(spec)
+    period_start = spec.period_start
+    never: list[tuple[float, int, int, ServiceInfo, str]] = []
+    old: list[tuple[datetime, float, int, int, ServiceInfo, str]] = []
+    risky: list[tuple[float, datetime, int, int, ServiceInfo, str]] = []
+    covered: list[tuple[datetime, ServiceInfo, str]] = []
     no_flow = 0
-    covered: list[ServiceInfo] = []
     for service in services:
-        if service.billing not in by_billing:
+        flows = by_billing.get(service.billing)
+        if flows is None:
             no_flow += 1
             continue
-        risk = _risk(service)
-        if service.last_probed is None or service.last_probed < spec.period_start:
-            age = service.last_probed.timestamp() if service.last_probed else -math.inf
-            due.append((age, -risk, service.service_id, service))
-        elif risk > 0:
-            risky.append((-risk, service.service_id, service))
-        else:
-            covered.append(service)
+        risk = -_risk(service)
+        probed = service.flow_probed
+        sid = service.service_id
+        for index, flow in enumerate(flows):
+            when = probed.get(flow)
+            if when is None:
+                never.append((risk, sid, index, service, flow))
+            elif when < period_start:
+                old.append((when, risk, sid, index, service, flow))
+            elif risk:
+                risky.append((risk, when, sid, index, service, flow))
+            else:
+                covered.append((when, service, flow))
     if no_flow:
         plan.notes.append(f"{no_flow} services have a billing type no scheduled flow probes")
-    due.sort(key=lambda row: row[:3])
-    risky.sort(key=lambda row: row[:2])
+    never.sort(key=lambda row: row[:3])
+    old.sort(key=lambda row: row[:4])
+    risky.sort(key=lambda row: row[:4])
+    due = [(r[3], r[4]) for r in never] + [(r[4], r[5]) for r in old]
     plan.due = len(due)
+    plan.pairs = len(due) + len(risky) + len(covered)
+    plan.covered_before = len(risky) + len(covered)
     plan.due_quota = math.ceil(len(due) / max(1, spec.nights_left))
-    ordered: list[tuple[int, ServiceInfo]] = [(TIER_DUE, row[3]) for row in due[: plan.due_quota]]
-    extra = due[plan.due_quota :]
-    ordered += [(TIER_RISK, row[3]) for row in extra if row[1] < 0]
-    ordered += [(TIER_RISK, row[2]) for row in risky]
-    ordered += [(TIER_AHEAD, row[3]) for row in extra if row[1] >= 0]
-    result: list[_Candidate] = []
-    for rank, (tier, service) in enumerate(ordered):
-        flow = _pick_flow(service, by_billing[service.billing])
-        duration = float(spec.flow_seconds.get(flow, 0.0))
-        result.append(_Candidate(rank, service, flow, duration, tier))
-    return result, covered, by_billing
+    # one tier for every due pair: the first ``quota`` placed (in rank order) are tonight's
+    # quota ("due"), the others are taken ahead (see _place), so a pair that cannot be
+    # placed tonight (its service already on every free SIM) is replaced by the next one
+    seconds = {flow: float(spec.flow_seconds.get(flow, 0.0)) for flow in spec.flows}
+    result: list[_Candidate] = [
+        (rank, TIER_DUE, service, flow, seconds[flow]) for rank, (service, flow) in enumerate(due)
+    ]
+    first = len(result)
+    result += [(first + rank, TIER_RISK, r[4], r[5], seconds[r[5]]) for rank, r in enumerate(risky)]
+    return result, covered
 
 
 class _Fillers:
-    """Covered services, handed out one by one to break a SIM's rotation deadlock."""
+    """Covered pairs, handed out one by one to break a SIM's rotation deadlock."""
 
     def __init__(
-        self,
-        covered: list[ServiceInfo],
-        by_billing: dict[str, list[str]],
-        spec: NightSpec,
-        first_rank: int,
+        self, covered: list[tuple[datetime, ServiceInfo, str]], spec: NightSpec, first_rank: int
     ) -> None:
-        covered.sort(key=lambda s: s.last_probed.timestamp() if s.last_probed else 0.0)
-        self.queue = deque(covered)
-        self.by_billing = by_billing
+        covered.sort(key=lambda row: row[0])
+        self.queue = deque((service, flow) for _, service, flow in covered)
         self.spec = spec
         self.rank = first_rank
 
     def take(self, lane: _Lane, ok: Callable[[_Candidate], bool]) -> _Candidate | None:
-        """The longest-unprobed covered service of another SP this lane may run now."""
+        """The longest-unprobed covered pair of another SP this lane may run now."""
         for _ in range(min(SCAN_LIMIT, len(self.queue))):
-            service = self.queue.popleft()
-            flow = _pick_flow(service, self.by_billing[service.billing])
-            cand = _Candidate(self.rank, service, flow,
-                              float(self.spec.flow_seconds.get(flow, 0.0)), TIER_ROTATION)  # fmt: skip
+            service, flow = self.queue.popleft()
+            cand = (
+                self.rank,
+                TIER_ROTATION,
+                service,
+                flow,
+                float(self.spec.flow_seconds.get(flow, 0.0)),
+            )
             if service.sp_code != lane.last_sp and ok(cand):
                 self.rank += 1
                 return cand
-            self.queue.append(service)
+            self.queue.append((service, flow))
         return None
 
 
@@ -286,10 +344,10 @@ def _place(
     limit = spec.per_sp_concurrency
     queues: dict[tuple[str, str | None], deque[_Candidate]] = {}
     for cand in candidates:
-        queues.setdefault((cand.service.sp_code, cand.service.region), deque()).append(cand)
-    heads = [(q[0].rank, key) for key, q in queues.items()]
+        queues.setdefault((cand[SERVICE].sp_code, cand[SERVICE].region), deque()).append(cand)
+    heads = [(q[0][RANK], key) for key, q in queues.items()]
     heapq.heapify(heads)
-    shortest = min(c.duration for c in candidates)
+    shortest = min(c[DURATION] for c in candidates)
     free: list[tuple[float, int]] = [(0.0, i) for i in range(len(lanes))]
     running: dict[str, list[float]] = {}  # SP -> end times of its placed probes
     ends: list[float] = []  # every placed probe's end, for waking blocked lanes
@@ -309,25 +367,31 @@ def _place(
             if ends and ends[0] + shortest <= window:
                 heapq.heappush(free, (ends[0], index))
             continue
-        end = now + chosen.duration
-        lane.last_sp = chosen.service.sp_code
-        heapq.heappush(running.setdefault(chosen.service.sp_code, []), end)
+        end = now + chosen[DURATION]
+        lane.last_sp = chosen[SERVICE].sp_code
+        lane.services.add(chosen[SERVICE].service_id)
+        heapq.heappush(running.setdefault(chosen[SERVICE].sp_code, []), end)
         heapq.heappush(ends, end)
         heapq.heappush(free, (end, index))
         placed.append((now, index, chosen))
-        plan.busy_s += chosen.duration
+        plan.busy_s += chosen[DURATION]
+    due_ranks = sorted(cand[RANK] for _, _, cand in placed if cand[TIER] == TIER_DUE)
+    quota_ranks = set(due_ranks[: plan.due_quota])
     placed.sort(key=lambda row: (row[0], row[1]))
     for seq, (start, index, cand) in enumerate(placed):
+        tier = cand[TIER]
+        if tier == TIER_DUE and cand[RANK] not in quota_ranks:
+            tier = TIER_AHEAD
         plan.items.append(
             PlanItem(
                 seq=seq,
-                service_id=cand.service.service_id,
-                sp_code=cand.service.sp_code,
-                flow=cand.flow,
+                service_id=cand[SERVICE].service_id,
+                sp_code=cand[SERVICE].sp_code,
+                flow=cand[FLOW],
                 sim_id=lanes[index].sim.sim_id,
                 start_s=start,
-                duration_s=cand.duration,
-                reason=REASONS[cand.tier],
+                duration_s=cand[DURATION],
+                reason=REASONS[tier],
             )
         )
 
@@ -343,31 +407,52 @@ def _choose(
 ) -> tuple[_Candidate | None, bool]:
     """Pop the best candidate this lane may run at ``now``; put back what it passed over.
 
-    Also says whether a candidate was passed over only because of rotation.
+    Within a queue, a candidate the lane may not take (its service already ran
+    on this SIM tonight) is passed for the next one of the same queue. Also says
+    whether a candidate was passed over only because of rotation.
     """
     passed: list[tuple[int, tuple[str, str | None]]] = []
     chosen: _Candidate | None = None
     rotation_blocked = False
+    region = lane.sim.region
     while heads and len(passed) < SCAN_LIMIT:
         rank, key = heapq.heappop(heads)
-        head = queues[key][0]
-        if head.service.sp_code == lane.last_sp:
-            rotation_blocked = rotation_blocked or _fits(
-                head, lane=lane, now=now, window=window, running=running, limit=limit
-            )
-            passed.append((rank, key))
-            continue
-        if not _fits(head, lane=lane, now=now, window=window, running=running, limit=limit):
+        sp, queue_region = key
+        if (queue_region is not None and region not in (None, queue_region)) or _active(
+            running.get(sp), now
+        ) >= limit:  # the whole queue waits
             passed.append((rank, key))
             continue
         queue = queues[key]
-        chosen = queue.popleft()
+        at = _first_fit(queue, lane, now, window)
+        if at is None or sp == lane.last_sp:
+            rotation_blocked = rotation_blocked or at is not None
+            passed.append((rank, key))
+            continue
+        chosen = queue[at]
+        del queue[at]
         if queue:
-            heapq.heappush(heads, (queue[0].rank, key))
+            heapq.heappush(heads, (queue[0][RANK], key))
         break
     for entry in passed:
         heapq.heappush(heads, entry)
     return chosen, rotation_blocked
+
+
+def _first_fit(queue: deque[_Candidate], lane: _Lane, now: float, window: float) -> int | None:
+    """Index of the first of a queue's first SCAN_LIMIT candidates this lane may start at
+    ``now`` as far as the candidate alone decides (its service, its SIM, its duration);
+    the queue's SP and region are checked by the caller, once for the whole queue."""
+    sim_id = lane.sim.sim_id
+    done = lane.services
+    for index, cand in enumerate(islice(queue, SCAN_LIMIT)):
+        service = cand[SERVICE]
+        if service.service_id in done or now + cand[DURATION] > window:
+            continue
+        if service.interrupted_on and service.interrupted_on.get(cand[FLOW]) == sim_id:
+            continue
+        return index
+    return None
 
 
 def _fits(
@@ -379,13 +464,20 @@ def _fits(
     running: dict[str, list[float]],
     limit: int,
 ) -> bool:
-    """Region, window end and per-SP concurrency allow ``cand`` on ``lane`` at ``now``."""
-    region = cand.service.region
+    """Region, window end, per-SP concurrency and the lane's history allow ``cand`` on
+    ``lane`` at ``now`` (a SIM probes a service once a night, and never again the pair
+    it was cut on after ordering)."""
+    service = cand[SERVICE]
+    if service.service_id in lane.services:
+        return False
+    if service.interrupted_on and service.interrupted_on.get(cand[FLOW]) == lane.sim.sim_id:
+        return False
+    region = service.region
     if region is not None and lane.sim.region not in (None, region):
         return False
-    if now + cand.duration > window:
+    if now + cand[DURATION] > window:
         return False
-    return _active(running.get(cand.service.sp_code), now) < limit
+    return _active(running.get(cand[SERVICE].sp_code), now) < limit
 
 
 def _active(ends: list[float] | None, now: float) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -34,6 +34,7 @@ from dialbot.scheduling.nights import (
     open_night,
 )
 from dialbot.scheduling.planner import NightSpec, Plan, plan_night
+from dialbot.scheduling.recovery import CrashReport, crash_report
 from dialbot.scheduling.schedules import Schedule
 
 log = logging.getLogger("dialbot.scheduling.service")
@@ -45,6 +46,7 @@ class NightResult:
     counts: dict[str, int]
     finished: bool
     hygiene_findings: int = 0
+    crashes: CrashReport = field(default_factory=CrashReport)
 
 
 def unfinished_night(
@@ -147,7 +149,8 @@ def run_night(
     log.info(
         "night opened",
         extra={"schedule": schedule.name, "night": night.night, "plan_id": night.id,
-               "resumed": night.resumed, "interrupted": night.interrupted},
+               "resumed": night.resumed, "interrupted": night.interrupted,
+               "rerun": night.rerun},
     )  # fmt: skip
     if on_plan is not None:
         on_plan(night.id, "opened")
@@ -161,7 +164,11 @@ def run_night(
     finished = not (counts.get("pending") or counts.get("running"))
     if not stopped.is_set():  # stopped: the night resumes later and ends with this check then
         found += check_hygiene(runtime, night_sims(db, night.id), "end")
+    later = schedule.nights_left(night.window_start) > 1
+    crashes = crash_report(db, night.id, later)
     log.info("night ended" if finished else "night paused",
              extra={"schedule": schedule.name, "plan_id": night.id, "counts": counts,
-                    "hygiene_findings": found})  # fmt: skip
-    return NightResult(night, counts, finished, found)
+                    "hygiene_findings": found, "rerun": crashes.rerun,
+                    "replanned": crashes.replanned, "lost": crashes.lost,
+                    "crashes": crashes.line()})  # fmt: skip
+    return NightResult(night, counts, finished, found, crashes)

@@ -1,9 +1,12 @@
 """A runtime for subprocess tests: SIMs from the database, probes that write a ledger.
 
 The dispatcher does what matters for crash safety the way the real runner
-does — store the cleanup obligation, then order, then wait, then cancel —
-and writes each order and cleanup to a ledger file (the SP's view of the
-world), which survives kill -9 of the process under test.
+does — check the balance, store the cleanup obligation, then order, then
+wait, then cancel — and writes each order and cleanup to a ledger file (the
+SP's view of the world), which survives kill -9 of the process under test.
+Env: DIALBOT_TEST_DELAY (waiting on the network after the order),
+DIALBOT_TEST_PRE_DELAY (before the order), DIALBOT_TEST_CANCEL_DELAY
+(between the cancel and its confirmation).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dialbot.db.obligations import (
 from dialbot.scheduling.dispatch import ProbeJob, ProbeOutcome, Runtime
 from dialbot.scheduling.planner import SimInfo
 
-FLOW_BILLING = {"decline": ("monthly", "per_use")}
+FLOW_BILLING = {"decline": ("monthly", "per_use"), "monthly": ("monthly",)}
 
 
 def ledger(line: str) -> None:
@@ -36,22 +39,31 @@ def ledger(line: str) -> None:
         os.close(fd)
 
 
+def _seconds(name: str, default: str = "0") -> float:
+    return float(os.environ.get(name, default))
+
+
 class LedgerDispatcher:
     def __init__(self, db: sessionmaker[Session], delay: float) -> None:
         self.db = db
         self.delay = delay
+        self.pre_delay = _seconds("DIALBOT_TEST_PRE_DELAY")
+        self.cancel_delay = _seconds("DIALBOT_TEST_CANCEL_DELAY")
 
     def run(self, job: ProbeJob) -> ProbeOutcome:
         with self.db() as session:
             msisdn = session.get_one(Sim, job.sim_id).msisdn
             service = session.get_one(Service, job.service_id)
+        time.sleep(self.pre_delay)  # the balance check before the order
         ob = create_obligation(self.db, sim=msisdn, sp_code=job.sp_code,
                                service_code=service.code, access_number=service.access_number,
                                cancel_cmd="TD")  # fmt: skip
-        ledger(f"ORDER {job.service_id} {msisdn}")
+        ledger(f"ORDER {job.service_id} {msisdn} {job.flow}")
         time.sleep(self.delay)  # the probe waiting on the network
+        ledger(f"CANCEL {job.service_id} {msisdn} {job.flow}")
+        time.sleep(self.cancel_delay)  # waiting for the cancel's confirmation
         discharge(self.db, ob.id, "sp_keyword")
-        ledger(f"DONE {job.service_id} {msisdn}")
+        ledger(f"DONE {job.service_id} {msisdn} {job.flow}")
         return ProbeOutcome("done", ordered=True)
 
 
@@ -88,5 +100,5 @@ def runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
         cleanup=LedgerCleanup(db),
         fleet=DbFleet(db),
         flow_billing=FLOW_BILLING,
-        flow_seconds={"decline": 1.0},
+        flow_seconds={"decline": 1.0, "monthly": 1.0},
     )

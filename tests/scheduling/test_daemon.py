@@ -127,6 +127,12 @@ def test_kill_9_then_daemon_resumes_without_reordering(db_url: str, tmp_path: Pa
     logs = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
     assert any(entry["msg"] == "daemon stopped" for entry in logs)
     assert any(entry["msg"] == "night opened" and entry["resumed"] for entry in logs)
+    ended = [entry for entry in logs if entry["msg"] == "night ended"]
+    assert ended, "the daemon says how the night ended"
+    # what the kill cost: the probes in flight had ordered, so they are re-planned (or lost
+    # for the period, on its last night)
+    assert ended[-1]["replanned"] + ended[-1]["lost"] >= len(in_flight)
+    assert "cut after its order may have gone out" in ended[-1]["crashes"]
     assert job_ids == ["schedule:night"]
     assert b'dialbot_plan_items_total{state="done"}' in metrics
     assert b'dialbot_modems{state="ready"} 6.0' in metrics

@@ -38,11 +38,13 @@ per_sp_concurrency = 1
 """
 
 
-def schedule_run(rig: Rig, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+def schedule_run(
+    rig: Rig, timeout: float = 90, schedule: str = SCHEDULE
+) -> subprocess.CompletedProcess[str]:
     """`dialbot schedule run night` as a QA engineer would type it (default runtime)."""
     folder = Path(rig.config.source).parent
     (folder / "schedules").mkdir(exist_ok=True)
-    (folder / "schedules" / "night.toml").write_text(SCHEDULE, encoding="utf-8")
+    (folder / "schedules" / "night.toml").write_text(schedule, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "DIALBOT_RUNTIME"}
     return subprocess.run(
         [sys.executable, "-m", "dialbot", "--config", str(rig.config.source),
@@ -111,4 +113,35 @@ def test_dead_modem_leaves_the_night_and_nothing_subscribed(tmp_path: Path) -> N
         # an order the dead modem sent stays owed (truthfully), nobody else owes anything
         assert set(sims_with_pending(rig.db)) <= {dead_msisdn}
         assert rig.subscribed() == {}
+        assert verify_chain(rig.db).ok
+
+
+def test_idle_fleet_runs_every_flow_of_every_service(tmp_path: Path) -> None:
+    """Daily coverage, three flows, a fleet with room to spare: every applicable flow of
+    every service runs that night (issue 14), each flow of a service on another SIM."""
+    data, expected = generate(seed=33, knobs=[], honest=6, modems=4)
+    every_flow = SCHEDULE.replace('["monthly", "per_use"]', '["decline", "monthly", "per_use"]')
+    every_flow = every_flow.replace('"month"', '"day"')
+    with serve(tmp_path, data) as rig:
+        done = schedule_run(rig, timeout=180, schedule=every_flow)
+        assert done.returncode == 0, done.stderr[-3000:]
+        with rig.db() as session:
+            night = session.scalars(select(NightPlan)).one()
+            items = session.scalars(select(PlanItemRow)).all()
+            billing = dict(session.execute(select(Service.id, Service.billing)).all())
+            runs = session.execute(select(Run.service_id, Run.flow, Run.state)).all()
+        pairs = {(sid, flow) for sid, kind in billing.items() for flow in ("decline", kind)}
+        assert len(pairs) == 2 * len(expected)
+        assert sorted((i.service_id, i.flow) for i in items) == sorted(pairs)
+        assert night.state == "done"
+        assert Counter(i.state for i in items) == {"done": len(pairs)}
+        for sid in billing:
+            assert len({i.sim_id for i in items if i.service_id == sid}) == 2, "one SIM per flow"
+        probes = [(sid, flow) for sid, flow, state in runs if sid is not None and state == "done"]
+        assert sorted(probes) == sorted(pairs)  # (hygiene runs have no service)
+        assert any("covers 12/12 due (service, flow) pairs; period coverage 100%" in n
+                   for n in night.notes), night.notes  # fmt: skip
+        assert findings_by_service(rig) == {}, "honest services, no findings"
+        assert rig.subscribed() == {}
+        assert sims_with_pending(rig.db) == []
         assert verify_chain(rig.db).ok

@@ -2,9 +2,10 @@
 
 Each example is a catalogue and a fleet; the test plays a whole month of
 nights (and the first nights of the next), applying each plan as if every
-probe ran, and checks the promises: coverage per period, SIM rotation
-across nights, balance floor, per-SP concurrency, window end, no service
-twice a night.
+probe ran, and checks the promises: coverage of every (service, flow) pair
+per period, SIM rotation across nights, balance floor, per-SP concurrency,
+window end, no (service, flow) twice a night and no service twice on one
+SIM in a night.
 """
 
 from __future__ import annotations
@@ -61,7 +62,11 @@ def check_night(
     plan: Plan, night: NightSpec, sims: dict[int, SimInfo], last_sp: dict[int, str]
 ) -> None:
     """Every rule a single plan must keep."""
-    assert len({i.service_id for i in plan.items}) == len(plan.items)  # no service twice
+    pairs = {(i.service_id, i.flow) for i in plan.items}
+    assert len(pairs) == len(plan.items)  # no (service, flow) twice
+    assert len({(i.service_id, i.sim_id) for i in plan.items}) == len(plan.items)  # other SIMs
+    for item in plan.items:
+        assert item.flow in night.flow_billing and item.sp_code
     by_sim: dict[int, list] = defaultdict(list)
     for item in plan.items:
         assert item.start_s >= 0 and item.start_s + item.duration_s <= night.window_s + 1e-9
@@ -103,13 +108,15 @@ def test_month_after_month_coverage_and_rotation(
     sims = {s.sim_id: s for s in fleet(rng, lanes)}
     seconds = {f: float(rng.randrange(300, 600)) for f in FLOWS}
     last_sp: dict[int, str] = {}
-    probed_in_period: set[int] = set()
+    probed_in_period: set[tuple[int, str]] = set()
+    every_pair = {(s.service_id, f) for s in services.values() for f in FLOWS
+                  if s.billing in FLOW_BILLING[f]}  # fmt: skip
     first = datetime(2026, 11, 1, 1, 0, tzinfo=SH)
     for day in range(33):  # all of November and into December
         start = first + timedelta(days=day)
         period_start, period_end = period_bounds("month", start, SH)
         if start.date() == period_start.date() and day:
-            assert probed_in_period == set(services), "a service missed its month"
+            assert probed_in_period == every_pair, "a (service, flow) missed its month"
             probed_in_period = set()
         nights_left = (period_end - start).days + 1
         lanes_now = [dataclasses.replace(s, last_sp=last_sp.get(s.sim_id)) for s in sims.values()]
@@ -118,10 +125,11 @@ def test_month_after_month_coverage_and_rotation(
         check_night(plan, night, sims, last_sp)
         for item in plan.items:
             at = start + timedelta(seconds=item.start_s)
+            service = services[item.service_id]
             services[item.service_id] = dataclasses.replace(
-                services[item.service_id], last_probed=at, last_flow=item.flow
+                service, flow_probed={**service.flow_probed, item.flow: at}
             )
-            probed_in_period.add(item.service_id)
+            probed_in_period.add((item.service_id, item.flow))
         if rng.random() < 0.2:  # a finding raises an SP's risk for a while
             sp = f"SP{rng.randrange(sps):02d}"
             services = {
@@ -130,16 +138,20 @@ def test_month_after_month_coverage_and_rotation(
             }
 
 
-def test_floor_notes_and_risk_before_getting_ahead() -> None:
+def probed_all(billing: str, at: datetime) -> dict[str, datetime]:
+    return {f: at for f in FLOWS if billing in FLOW_BILLING[f]}
+
+
+def test_floor_notes_and_remaining_flows_before_risk() -> None:
     start = datetime(2026, 11, 10, 1, 0, tzinfo=SH)
     probed = start - timedelta(days=2)  # already covered this month
     services = [
-        ServiceInfo(1, "A", "monthly", last_probed=probed),  # nothing new: not probed
-        ServiceInfo(2, "B", "monthly", last_probed=probed, recent_findings=2),  # risk
-        ServiceInfo(3, "C", "monthly", last_probed=probed, changed_at=start - timedelta(days=1)),
-        ServiceInfo(4, "D", "per_use"),  # never probed: due
-        ServiceInfo(5, "E", "monthly", region="GD"),  # due, but no GD or nationwide SIM
-    ]
+        ServiceInfo(1, "A", "monthly", flow_probed=probed_all("monthly", probed)),  # nothing new
+        ServiceInfo(2, "B", "monthly", flow_probed=probed_all("monthly", probed),
+                    recent_findings=2),  # risk
+        ServiceInfo(3, "C", "per_use", flow_probed={"decline": probed}),  # per_use flow due
+        ServiceInfo(4, "D", "monthly", region="GD"),  # due, but no GD or nationwide SIM
+    ]  # fmt: skip
     sims = [
         SimInfo(1, "13800138000", region="BJ", balance_fen=10_000, last_sp=None),
         SimInfo(2, "13800138001", region=None, balance_fen=99, last_sp=None),
@@ -148,19 +160,59 @@ def test_floor_notes_and_risk_before_getting_ahead() -> None:
     assert plan.skipped_sims == [2]
     assert any("138****8001" in n and "below the floor" in n for n in plan.notes)
     assert all("13800138001" not in n for n in plan.notes)  # MSISDNs masked
-    assert [i.service_id for i in plan.items] == [4, 2, 3]
-    assert [i.reason for i in plan.items] == ["due", "risk", "risk"]
-    assert plan.items[0].flow == "decline"
-    assert plan.due == 2
+    assert [(i.service_id, i.flow, i.reason) for i in plan.items] == [
+        (3, "per_use", "due"), (2, "decline", "risk"),
+    ]  # fmt: skip
+    assert plan.due == 3 and plan.pairs == 8 and plan.covered_before == 5
+    assert not any("coverage at risk" in n for n in plan.notes)  # C stands in for D (GD)
+    assert "covers 1/3 due (service, flow) pairs; period coverage 75% (6/8)" in plan.notes
 
 
-def test_flow_rotates_per_service() -> None:
+def test_every_flow_of_every_service_on_an_idle_fleet() -> None:
+    """The night measured on main: 16 services, daily coverage, six SIMs."""
     start = datetime(2026, 11, 10, 1, 0, tzinfo=SH)
-    services = [ServiceInfo(1, "A", "monthly", last_probed=start - timedelta(days=40),
-                            last_flow="decline")]  # fmt: skip
-    sims = [SimInfo(1, "13800138000", balance_fen=10_000)]
+    services = [
+        ServiceInfo(i, f"SP{i % 8}", "monthly" if i % 2 else "per_use",
+                    flow_probed=probed_all("monthly", start - timedelta(days=1)))
+        for i in range(16)
+    ]  # fmt: skip
+    sims = [SimInfo(i, f"1380013800{i}", balance_fen=10_000) for i in range(6)]
+    night = dataclasses.replace(spec(start, 1, {f: 60.0 for f in FLOWS}, 1),
+                                period_start=period_bounds("day", start, SH)[0])  # fmt: skip
+    plan = plan_night(services, sims, night)
+    assert sorted((i.service_id, i.flow) for i in plan.items) == sorted(
+        (s.service_id, f) for s in services for f in FLOWS if s.billing in FLOW_BILLING[f]
+    )
+    check_night(plan, night, {s.sim_id: s for s in sims}, {})
+    assert "covers 32/32 due (service, flow) pairs; period coverage 100% (32/32)" in plan.notes
+
+
+def test_flows_of_one_service_run_on_different_sims() -> None:
+    start = datetime(2026, 11, 10, 1, 0, tzinfo=SH)
+    services = [ServiceInfo(1, "A", "monthly"), ServiceInfo(2, "B", "monthly")]
+    one = [SimInfo(1, "13800138000", balance_fen=10_000)]
+    plan = plan_night(services, one, spec(start, 1, {f: 60.0 for f in FLOWS}, 1))
+    # one SIM: each service once (A, B), never a second flow of A or B on it
+    assert sorted(i.service_id for i in plan.items) == [1, 2]
+    assert any("coverage at risk: 2 of tonight's 4" in n for n in plan.notes)
+    two = [*one, SimInfo(2, "13800138001", balance_fen=10_000)]
+    plan = plan_night(services, two, spec(start, 1, {f: 60.0 for f in FLOWS}, 1))
+    assert len(plan.items) == 4
+    for service in (1, 2):
+        assert len({i.sim_id for i in plan.items if i.service_id == service}) == 2
+
+
+def test_pair_cut_after_ordering_goes_to_another_sim() -> None:
+    start = datetime(2026, 11, 10, 1, 0, tzinfo=SH)
+    done = start - timedelta(days=1)
+    services = [ServiceInfo(1, "A", "monthly", flow_probed={"decline": done},
+                            interrupted_on={"monthly": 1})]  # fmt: skip
+    sims = [SimInfo(1, "13800138000", balance_fen=10_000),
+            SimInfo(2, "13800138001", balance_fen=10_000)]  # fmt: skip
     plan = plan_night(services, sims, spec(start, 21, {f: 60.0 for f in FLOWS}, 1))
-    assert [i.flow for i in plan.items] == ["monthly"]
+    assert [(i.flow, i.sim_id) for i in plan.items] == [("monthly", 2)]
+    plan = plan_night(services, sims[:1], spec(start, 21, {f: 60.0 for f in FLOWS}, 1))
+    assert plan.items == []
 
 
 def test_no_sims_or_window_too_short() -> None:
