@@ -201,11 +201,12 @@ class Recovery:
         ordered = any(a.kind is ActionKind.ORDER for a in actions)
         if service is not None and has_order and not ordered:
             service = None  # the order may be out unrecorded: judge only what came unasked
-        own = run_id if ordered else None
+        # what the SIM may hear from: its pending orders (the run's own only when its order
+        # is unrecorded: then what that SP sends is no evidence either way)
         legit = frozenset(
             (ob.sp_code, ob.service_code)
             for ob in (pending_for_sim(self.db, msisdn) if msisdn else [])
-            if ob.run_id != own or own is None
+            if not (ordered and ob.run_id == run_id)
         )
         sps = self._senders(rows) | ({service.sp_code} if service else set())
         history = past_orders(self.db, msisdn, self.carrier, sorted(sps)) if msisdn else ()

@@ -165,3 +165,53 @@ def test_watch_judges_a_run_another_process_closed_without_raising(
         codes = session.scalars(select(Finding.code)).all()
     assert sorted(states) == ["aborted", "done"]
     assert codes == ["UNSOLICITED_MESSAGE", "UNSOLICITED_MESSAGE"]
+
+
+def test_a_killed_probe_is_judged_on_what_it_saw(session_factory: sessionmaker[Session]) -> None:
+    """A probe run whose process died after its order: its actions are read back from the
+    purposes its messages were stored with; a charge before any confirmation is found,
+    the prompt never answered (no window was watched to its end) is not NO_RESPONSE."""
+    from dialbot.db.models import Service, Sp
+    from dialbot.db.obligations import create_obligation
+
+    db = session_factory
+    with write_session(db) as session:
+        sp = Sp(code=SPAMMER.sp_code, name=SPAMMER.sp_name, hotline="4008001001")
+        sp.services.append(
+            Service(
+                code=SPAMMER.service_code,
+                name=SPAMMER.service_name,
+                access_number=SPAMMER.access_number,
+                billing="monthly",
+                price_fen=500,
+                subscribe_cmd="DG",
+                cancel_cmd="TD",
+                version=1,
+            )  # fmt: skip
+        )
+        session.add(sp)
+        session.flush()
+        service_id = sp.services[0].id
+    sim_id = upsert_sim(db, SIM, bank="b", slot=1)
+    run = create_run(db, "monthly", service_id=service_id, sim_id=sim_id, owner=dead_owner())
+    transition(db, run.id, RunState.RUNNING)
+    t0 = utcnow().astimezone(DEFAULT_TZ)
+    create_obligation(db, sim=SIM, sp_code=SPAMMER.sp_code, service_code=SPAMMER.service_code,
+                      access_number=SPAMMER.access_number, cancel_cmd="TD", run_id=run.id)  # fmt: skip
+
+    def event(kind: str, seconds: float, **values: object) -> int:
+        at = t0 + timedelta(seconds=seconds)
+        return append_event(db, kind, sim=SIM, run_id=run.id, at=at, **values).id  # type: ignore[arg-type]
+
+    event("balance", 0, peer="10086", text="余额100.00元", data={"balance_fen": 10000})
+    event("sms_out", 1, peer=SPAMMER.access_number, text="DG", data={"purpose": "order"})
+    event("sms_in", 2, peer=SPAMMER.access_number,
+          text="【天气】您将订购天气，5元/月，回复Y确认。客服4008001001")  # fmt: skip
+    charged = event("balance", 30, peer="10086", text="余额95.00元", data={"balance_fen": 9500})
+
+    (judged,) = Recovery(db, CarrierProfile(), (SPAMMER,)).recover(sim_id)
+    assert judged.run_id == run.id
+    found = {f.code: f for f in judged.findings}
+    assert "UNCONFIRMED_CHARGE" in found and "NO_RESPONSE" not in found
+    assert charged in found["UNCONFIRMED_CHARGE"].evidence
+    assert get_run(db, run.id).state is RunState.ABORTED
