@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, case, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.engine import write_session
@@ -207,18 +207,20 @@ def append_events(
 
 
 def _claim(session: Session, events: list[NewEvent], rows: list[EventRow]) -> None:
-    """Mark the received PDUs these events record, in the events' own transaction.
+    """Mark the received PDUs these events record, in the events' own transaction
+    (one statement, whatever the batch: it runs under the chain lock).
 
     The PDUs' evidence is the event's ``raw`` (hashed); the link lives in the
     receipt log, so the hash format does not change.
     """
-    for ev, row in zip(events, rows, strict=True):
-        if ev.receipts:
-            session.execute(
-                update(ReceivedPdu)
-                .where(ReceivedPdu.id.in_(ev.receipts), ReceivedPdu.event_id.is_(None))
-                .values(event_id=row.id)
-            )
+    owner = {r: row.id for ev, row in zip(events, rows, strict=True) for r in ev.receipts}
+    if not owner:
+        return
+    session.execute(
+        update(ReceivedPdu)
+        .where(ReceivedPdu.id.in_(sorted(owner)), ReceivedPdu.event_id.is_(None))
+        .values(event_id=case(owner, value=ReceivedPdu.id))
+    )
 
 
 def append_event(

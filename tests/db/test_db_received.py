@@ -67,3 +67,24 @@ def test_recording_claims_receipts_and_left_over_is_what_no_event_records(
     assert [r.event_id for r in unrecorded(session_factory)] == [None]
     assert verify_chain(session_factory).ok
     assert row.id == 1
+
+
+def test_one_append_claims_each_event_its_own_receipts(
+    session_factory: sessionmaker[Session],
+) -> None:
+    store = DbPduStore(session_factory, "bank/3")
+    a, b, c = (store.store(_read(PDU, i)) for i in (1, 2, 3))  # type: ignore[arg-type]
+    rows = append_events(
+        session_factory,
+        [
+            NewEvent("sms_in", text="two parts", receipts=(a.id, b.id)),
+            NewEvent("sms_out", text="TD"),
+            NewEvent("sms_in", text="one", receipts=(c.id,)),
+        ],
+    )
+    with session_factory() as session:
+        from dialbot.db.models import ReceivedPdu
+
+        owners = {r.id: r.event_id for r in session.query(ReceivedPdu).all()}
+    assert owners == {a.id: rows[0].id, b.id: rows[0].id, c.id: rows[2].id}
+    assert store.left_over() == []
