@@ -7,8 +7,10 @@ The bank (one world: `--services` services of `--services`/4 SPs, a few of
 them misbehaving, on `--modems` virtual modems) runs in this process; the
 robot is `dialbot schedule run night` with the default runtime (the local
 fleet with the flow runner) in a child process, as a QA engineer runs it.
-The schedule probes every never-probed service tonight (its window is long
-enough for the whole catalogue), so the night is the whole catalogue.
+The schedule probes every applicable flow of every never-probed service
+tonight (its window is long enough for the whole catalogue), so the night is
+the whole catalogue times its flows: `decline` and the service's own
+billing flow (`monthly` or `per_use`), two (service, flow) pairs each.
 
 Measured from the stored plan items (start and end of every probe):
 

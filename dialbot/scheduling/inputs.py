@@ -20,8 +20,9 @@ from dialbot.scheduling.planner import ServiceInfo
 from dialbot.scheduling.schedules import Schedule
 
 RISK_LOOKBACK = timedelta(days=30)
-# Plan items that count as "probed" for coverage. An interrupted one does not: it
-# may not have ordered, so it stays due (it is only barred for the rest of its night).
+# Plan items that count as "probed" for coverage. An interrupted one does not: it was
+# cut after its order may have gone out (issue 17), so its (service, flow) stays due and
+# is planned on a later night, on another SIM (``interrupted_on``).
 PROBED_ITEM_STATES = (ItemState.DONE.value, ItemState.FAILED.value)
 # Seconds of radio round trips and modem work a step costs beyond its waits.
 STEP_OVERHEAD_S = 5.0
