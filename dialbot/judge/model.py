@@ -18,7 +18,7 @@ from typing import Literal
 from dialbot.carrier import CarrierProfile
 
 EventKind = Literal["sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note"]
-FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch"]
+FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch", "follow"]
 Billing = Literal["monthly", "per_use"]
 Severity = Literal["critical", "major", "minor", "quality"]
 
@@ -123,6 +123,27 @@ class PastOrder:
 
 
 @dataclass(frozen=True)
+class FollowedOrder:
+    """An order followed on later nights (the month after), for a `follow` run.
+
+    `since` is where this night's judgement starts: charges before it were
+    judged on an earlier night (the events before it are still given, to know
+    the previous charge and the reminders that came before). `trial` says the
+    order was a free trial (nothing charged when ordered), so its first charge
+    is the conversion to paid. `cancel_acked_at` is when the cancellation was
+    acknowledged (None: the subscription is deliberately kept); `evidence`
+    holds the events of the order and of its cancellation.
+    """
+
+    service: ServiceInfo
+    ordered_at: datetime
+    since: datetime
+    trial: bool = False
+    cancel_acked_at: datetime | None = None
+    evidence: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """Everything the judge needs about one run.
 
@@ -134,7 +155,8 @@ class RunRecord:
     is when the run stopped recording: an answer that was never waited for
     cannot be missing. `history` is the SIM's past orders (watch runs): what
     tells a message after a cancellation from spam to a SIM that never had a
-    subscription with the SP.
+    subscription with the SP. `followed` (follow runs) holds the orders whose
+    month after this run checks: the SIM's events since the first of them.
     """
 
     run_id: int
@@ -148,6 +170,7 @@ class RunRecord:
     legit: frozenset[tuple[str, str]] = frozenset()
     infra_failed: bool = False
     history: tuple[PastOrder, ...] = ()
+    followed: tuple[FollowedOrder, ...] = ()
 
 
 @dataclass(frozen=True)
