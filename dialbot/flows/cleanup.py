@@ -12,6 +12,16 @@ not be used until it is.
 
 Everything sent and received here is evidence too, recorded without a run
 (a cleanup is housekeeping, not a probe of the SP).
+
+The month after (`keep`): a `keep` probe leaves its monthly subscription on
+purpose until the obligation's `keep_until`, to live through a renewal. Only
+a cleaner made with ``keep=True`` (a follow-up night, a hygiene check, the
+keep probe's own cleanup) spares it then, and does not count it as a leak;
+at or after `keep_until` it is cancelled like any other. Every other
+cleaning (before a probe of an SP, the last-resort cleaning, start-up
+recovery) fails closed: it cancels a kept subscription at once, which ends
+the keeping early (the follow-up then watches for charges after the
+cancellation instead).
 """
 
 from __future__ import annotations
@@ -78,8 +88,10 @@ class Cleaner:
         catalogue: Catalogue,
         foreign: Foreign,
         settings: CleanupSettings | None = None,
+        keep: bool = False,
     ) -> None:
         self.db = db
+        self.keep = keep
         self.lease = lease
         self.sim = sim
         self.carrier = carrier
@@ -91,6 +103,10 @@ class Cleaner:
 
     def _intake(self, access: str | None) -> Intake:
         return Intake(self.lease, self.recorder, self.carrier, access, self.foreign)
+
+    def _leaks(self, items: tuple[ListedItem, ...], kept: list[Obligation]) -> bool:
+        """Whether the list shows anything but the subscriptions deliberately kept."""
+        return any(not any(_listed(ob, (i,), self.catalogue) for ob in kept) for i in items)
 
     def listing(self) -> tuple[ListedItem, ...]:
         """Ask the carrier for the SIM's subscriptions (recorded)."""
@@ -145,9 +161,16 @@ class Cleaner:
         """
         report = CleanupReport()
         pending = pending_for_sim(self.db, self.sim)
-        if not pending and known is not None and not (clear_all and known):
+        at = now()
+        kept = [ob for ob in pending if self.keep and ob.kept(at)]
+        pending = [ob for ob in pending if ob not in kept]
+        if not pending and known is not None and not (clear_all and self._leaks(known, kept)):
             return report
         items = known if known is not None else self.listing()
+        for ob in kept:  # a kept subscription that is gone ends its keeping
+            if not _listed(ob, items, self.catalogue):
+                report.discharged[ob.id] = discharge(self.db, ob.id, "not_subscribed").method or ""
+        kept = [ob for ob in kept if ob.id not in report.discharged]
         for ob in pending:
             if not _listed(ob, items, self.catalogue):
                 report.discharged[ob.id] = discharge(self.db, ob.id, "not_subscribed").method or ""
@@ -161,16 +184,17 @@ class Cleaner:
                 if not _listed(ob, items, self.catalogue):
                     report.discharged[ob.id] = discharge(self.db, ob.id, "sp_keyword").method or ""
             pending = [ob for ob in pending if ob.id not in report.discharged]
-        if pending or (clear_all and items):
+        if pending or (clear_all and self._leaks(items, kept)):
             report.cancel_all_sent = True
-            items = self.cancel_all(items)
-            for ob in pending:
+            items = self.cancel_all(items)  # the carrier's cancel-all spares nothing kept
+            for ob in [*pending, *kept]:
                 if not _listed(ob, items, self.catalogue):
                     discharge(self.db, ob.id, "cancel_all")
                     report.discharged[ob.id] = "cancel_all"
+            kept = [ob for ob in kept if ob.id not in report.discharged]
         report.remaining = items
         still = [ob for ob in pending if ob.id not in report.discharged]
-        if still or (clear_all and items):
+        if still or (clear_all and self._leaks(items, kept)):
             reason = f"still subscribed after cancel-all: {', '.join(i.service for i in items)}"
             for ob in still:
                 record_attempt(self.db, ob.id, reason)

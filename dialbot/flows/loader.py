@@ -32,7 +32,7 @@ from dialbot.flows.model import (
 )
 
 LINE = "__line__"
-FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "custom")
+FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "keep", "custom")
 PLACEHOLDERS = {"subscribe", "use", "cancel"}
 FLOW_NAME_MAX = 64  # the length of runs.flow (dialbot.db.models.Run)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -245,6 +245,13 @@ def standard_flows() -> dict[str, Flow]:
             )
             out[flow.name] = flow
     return out
+
+
+def keep_flow() -> Flow:
+    """The `keep` flow (dialbot/flows/month/keep.yaml): order a monthly service and keep it
+    for the follow-up's horizon. Not standard: a plan that follows orders adds it."""
+    entry = resources.files("dialbot.flows") / "month" / "keep.yaml"
+    return parse_flow(entry.read_text(encoding="utf-8"), "dialbot/flows/month/keep.yaml")
 
 
 def load_flows(folder: Path | None) -> dict[str, Flow]:

@@ -29,6 +29,7 @@ from dialbot.db.types import utcnow
 from dialbot.errors import ModemError
 from dialbot.fleet import Fleet, FleetModem, FleetSettings, Lease, load_inventories
 from dialbot.flows.cleanup import Cleaner, CleanupFailed
+from dialbot.flows.follow import FollowOutcome, follow_night
 from dialbot.flows.model import Flow
 from dialbot.flows.record import now
 from dialbot.flows.runner import ProbeEnv, RunOutcome, SimRef, run_flow
@@ -176,6 +177,10 @@ class Station:
         if service is not None:
             self.watch.contact(sim.msisdn, service.sp_code, start, now())
         return outcome
+
+    def follow(self, lease: Lease, sim: SimRef) -> FollowOutcome | None:
+        """The month after: one later-night look at the SIM's followed orders (None: none)."""
+        return follow_night(self.env, lease, sim)
 
     def hygiene(
         self, lease: Lease, sim: SimRef, flow: Flow, tries: int = HYGIENE_TRIES

@@ -10,7 +10,7 @@ cancellation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dialbot.db.evidence import EventRow
@@ -43,6 +43,9 @@ KINDS: dict[str, frozenset[MsgClass] | None] = {
     "cancel_ack": frozenset({MsgClass.CANCEL_ACK, MsgClass.CANCEL_ALL_ACK}),
     "any": None,
 }
+# A kept subscription is followed this many days past its horizon (charges after cancel).
+FOLLOW_AFTER_KEEP_DAYS = 3.0
+
 PURPOSES = {
     "order": ActionKind.ORDER,
     "confirm": ActionKind.CONFIRM,
@@ -134,6 +137,7 @@ class StepRunner:
         """Before anything goes to the SP, the promise to clean up is stored."""
         if self.obligation_id is not None or self.service is None:
             return
+        horizon = self.env.follow_horizon(now())
         ob = create_obligation(
             self.env.db,
             sim=self.sim,
@@ -142,8 +146,18 @@ class StepRunner:
             access_number=self.service.access_number,
             cancel_cmd=self.service.cancel_cmd or None,
             run_id=self.run_id,
+            follow_until=self._follow_until(horizon),
+            # a keep probe leaves its monthly subscription on for the follow-up's horizon
+            keep_until=horizon if self.flow_kind == "keep" else None,
         )
         self.obligation_id = ob.id
+
+    def _follow_until(self, horizon: datetime | None) -> datetime | None:
+        """A kept subscription is followed a few days beyond its cancellation at the horizon,
+        for charges after it."""
+        if horizon is None or self.flow_kind != "keep":
+            return horizon
+        return horizon + timedelta(seconds=FOLLOW_AFTER_KEEP_DAYS * self.env.day_s)
 
     def _send(self, to: str, text: str, purpose: str) -> EventRow:
         """Send, then record (the time is taken before sending: replies come after it)."""

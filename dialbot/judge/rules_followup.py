@@ -30,14 +30,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dialbot.judge.charges import charges
-from dialbot.judge.classify import MsgClass
+from dialbot.judge.classify import MsgClass, is_carrier
 from dialbot.judge.itemized import bursts
 from dialbot.judge.itemized import lines as detail_lines
 from dialbot.judge.model import Finding, FollowedOrder, RunRecord
 from dialbot.judge.rules import finding
 from dialbot.judge.timeline import Msg, Timeline, build
 
-BURST = timedelta(seconds=60)  # lines this close are one billing run (a duplicate rides along)
+# Lines this close are one billing run (a duplicate is billed with the charge it repeats);
+# lines further apart are separate charges, each judged as a renewal of its own.
+BURST = timedelta(seconds=5)
 _REMINDER = re.compile(r"续订|续费|到期|即将|将于|扣费提醒|计费提醒")
 _ORDERED = re.compile(r"成功订购|订购成功|已订购|成功点播")
 
@@ -77,10 +79,14 @@ def _billed(tl: Timeline, order: FollowedOrder, alone: bool) -> list[Billed]:
         ]
     if not alone:
         return []
+    # A drop while the SIM was talking to an SP (another probe, or the order itself) may be
+    # that conversation's money: the benefit of the doubt goes to the followed SP.
+    talks = [e.at for e in tl.run.events if e.kind == "sms_out" and not is_carrier(e.peer,
+                                                                                 tl.run.carrier)]  # fmt: skip
     return [
         Billed(c.start.at, c.end.at, (c.amount_fen,), tuple(c.evidence), False)
         for c in charges(tl)
-        if c.end.at > order.ordered_at
+        if c.end.at > order.ordered_at and not any(c.start.at < t <= c.end.at for t in talks)
     ]
 
 
@@ -112,10 +118,9 @@ def _judge_order(tl: Timeline, order: FollowedOrder, alone: bool) -> list[Findin
     previous: Billed | None = None
     paid_before = False
     for run in runs:
-        if run.itemized and run.earliest <= _second(order.ordered_at) + BURST:
-            previous, paid_before = run, True  # the order's own charge (judged by its run)
-            continue
-        new = run.latest >= _second(order.since) if run.itemized else run.latest > order.since
+        # Before `since`: the order's own charge (judged by its run) or an earlier night's.
+        # A line in the very second of `since` may be either: it counts as judged already.
+        new = run.latest > _second(order.since) if run.itemized else run.latest > order.since
         if new:
             _judge_run(order, run, previous, paid_before, told, add)
         previous, paid_before = run, True
