@@ -76,6 +76,19 @@ def _listed(ob: Obligation, items: tuple[ListedItem, ...], catalogue: Catalogue)
     return any(item_matches(item, service) for item in items)
 
 
+def unkept(
+    items: tuple[ListedItem, ...], kept: list[Obligation], catalogue: Catalogue
+) -> tuple[ListedItem, ...]:
+    """The listed items that no deliberately kept obligation explains."""
+    return tuple(i for i in items if not any(_listed(ob, (i,), catalogue) for ob in kept))
+
+
+def kept_now(db: sessionmaker[Session], sim: str) -> list[Obligation]:
+    """The SIM's obligations deliberately kept subscribed right now."""
+    at = now()
+    return [ob for ob in pending_for_sim(db, sim) if ob.kept(at)]
+
+
 class Cleaner:
     """Cleans one leased SIM."""
 
@@ -106,7 +119,7 @@ class Cleaner:
 
     def _leaks(self, items: tuple[ListedItem, ...], kept: list[Obligation]) -> bool:
         """Whether the list shows anything but the subscriptions deliberately kept."""
-        return any(not any(_listed(ob, (i,), self.catalogue) for ob in kept) for i in items)
+        return bool(unkept(items, kept, self.catalogue))
 
     def listing(self) -> tuple[ListedItem, ...]:
         """Ask the carrier for the SIM's subscriptions (recorded)."""

@@ -34,7 +34,7 @@ from dialbot.db.obligations import pending_for_sim
 from dialbot.db.runs import create_run, heartbeat, transition
 from dialbot.errors import DialbotError, ModemError
 from dialbot.fleet import Lease
-from dialbot.flows.cleanup import Cleaner, CleanupFailed, CleanupSettings
+from dialbot.flows.cleanup import Cleaner, CleanupFailed, CleanupSettings, kept_now, unkept
 from dialbot.flows.history import past_orders
 from dialbot.flows.model import CancelAll, Flow, Subscriptions
 from dialbot.flows.record import Recorder, now, to_judge_event
@@ -173,7 +173,7 @@ def run_flow(
         return _infra_failed(env, recorder, outcome, exc, "cleaning the SIM first", cleanup=True)
     try:
         steps.run_all(effective_steps(flow, svc), lambda: heartbeat(env.db, info.id))
-        if flow.kind == "hygiene" and steps.listing:
+        if flow.kind == "hygiene" and _unexplained(env, sim, steps.listing):
             # investigate what nobody ordered: clean it with the carrier's cancel-all
             steps.run(CancelAll(within=60.0))
             steps.run(Subscriptions(label="after_cleanup"))
@@ -194,6 +194,13 @@ def run_flow(
         _end(env, recorder, outcome, RunState.ABORTED, f"judging failed: {exc!r}")
     outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome, flow.kind in KEEPERS)
     return outcome
+
+
+def _unexplained(env: ProbeEnv, sim: SimRef, listing: tuple[ListedItem, ...] | None) -> bool:
+    """Whether the hygiene list shows anything but subscriptions kept for a follow-up."""
+    if not listing:
+        return False
+    return bool(unkept(listing, kept_now(env.db, sim.msisdn), env.catalogue_map()))
 
 
 def _end(

@@ -128,7 +128,14 @@ class Station:
         self.fleet = fleet
         scale = config.probe.time_scale
         self.watch = Watch(db, config.carrier, catalogue, grace_s=scale * WATCH_GRACE_S)
-        self.env = ProbeEnv(db, config.carrier, scale, catalogue, self.watch.put)
+        self.env = ProbeEnv(
+            db,
+            config.carrier,
+            scale,
+            catalogue,
+            self.watch.put,
+            follow_days=config.probe.follow_days,
+        )
         for slot in fleet.slots:  # messages of idle modems are told apart by port
             msisdn = sim_msisdn(slot)
             if msisdn:

@@ -26,14 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from flowrig import Rig, serve
+from sqlalchemy import select
 
 from dialbot.db.catalogue import list_services
+from dialbot.db.models import Run
 from dialbot.db.obligations import orders_of_sim, sims_following
 from dialbot.fleet import Fleet
 from dialbot.flows.follow import FollowOutcome
-from dialbot.flows.loader import keep_flow, standard_flows
+from dialbot.flows.loader import keep_flow, load_flows, standard_flows
 from dialbot.flows.record import now
 from dialbot.flows.runner import RunOutcome, SimRef, service_info
+from dialbot.flows.runtime import LocalFleet
 from dialbot.flows.station import FleetSink, Station
 
 DAY_S = 0.864  # a simulated day at calendar time_scale 1e-5
@@ -203,3 +206,55 @@ def test_a_simulated_month(tmp_path: Path) -> None:
         last = month.night()
         assert sims_following(rig.db) == []
         assert [f.code for o in last if o for f in o.findings] == []
+
+
+def test_kept_subscription_spared_by_hygiene_ended_by_any_other_use(tmp_path: Path) -> None:
+    """Only a follow-up, a hygiene check and the keep probe's own cleanup spare a kept
+    subscription; a probe of another SP on that SIM ends it at once (fail closed), and the
+    follow-up then judges the order as cancelled."""
+    data = world()
+    data["bank"]["modems"] = 1
+    with serve(tmp_path / "keep", data) as rig, rig.fleet() as (fleet, sink):
+        month = Month(rig, fleet, sink)
+        with month.lease(0) as lease:
+            kept = month.station.probe(lease, month.sims[0], keep_flow(), month.views["M0"])
+            assert kept.completed and kept.cleanup_error is None
+            check = month.station.hygiene(lease, month.sims[0], standard_flows()["hygiene"])
+            assert check.error is None and check.findings == 0, "not a leak"
+            assert len(rig.subscribed()) == 1
+            [ob] = orders_of_sim(rig.db, month.sims[0].msisdn, ["902001"])
+            assert ob.pending and ob.keep_until is not None and ob.keep_until > now()
+            other = month.station.probe(
+                lease, month.sims[0], standard_flows()["monthly"], month.views["M1"]
+            )
+            assert other.completed and other.cleanup_error is None
+            assert rig.subscribed() == {}, "a probe of another SP ended the keeping"
+            [ob, _] = orders_of_sim(rig.db, month.sims[0].msisdn, ["902001"])
+            assert ob.discharged_at is not None
+            follow = month.station.follow(lease, month.sims[0])
+            assert follow is not None and follow.state.value == "done" and follow.findings == []
+
+
+def test_a_night_looks_at_followed_sims_before_their_hygiene(tmp_path: Path) -> None:
+    """The scheduler's hygiene hook (LocalFleet.hygiene) follows a SIM's orders first, and
+    the hygiene after it spares the kept subscription."""
+    data = world()
+    data["bank"]["modems"] = 1
+    with serve(tmp_path / "night", data) as rig, rig.fleet() as (fleet, sink):
+        config = replace(rig.config, probe=replace(rig.config.probe, follow_days=FOLLOW_DAYS))
+        local = LocalFleet(rig.db, config, fleet, load_flows(None))
+        sink.bind(local.station.watch)
+        assert local.station.env.follow_days == FOLLOW_DAYS
+        [info] = local.ready_sims()
+        slot = fleet.slots[0]
+        with fleet.lease(bank=slot.bank.name, slot=slot.entry.slot) as lease:
+            sim = SimRef(info.sim_id, info.msisdn)
+            views = {v.service_code: v for v in list_services(rig.db)}
+            assert local.station.probe(lease, sim, keep_flow(), views["M0"]).completed
+        local.hygiene([info.sim_id])
+        with rig.db() as session:
+            follows = session.scalars(select(Run).where(Run.flow == "follow")).all()
+            assert [r.state for r in follows] == ["done"]
+        [ob] = orders_of_sim(rig.db, info.msisdn, ["902001"])
+        assert ob.followed_at is not None and ob.pending
+        assert len(rig.subscribed()) == 1, "kept: the horizon is weeks away"
