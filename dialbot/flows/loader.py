@@ -22,6 +22,7 @@ from dialbot.flows.model import (
     Balance,
     Cancel,
     CancelAll,
+    Detail,
     Expect,
     Flow,
     Observe,
@@ -159,6 +160,10 @@ class _StepReader:
     def step_subscriptions(self, value: Any, line: int) -> Subscriptions:
         a = self.args("subscriptions", value, line, {"label"})
         return Subscriptions(label=str(a.get("label", "")), line=line)
+
+    def step_detail(self, value: Any, line: int) -> Detail:
+        a = self.args("detail", value, line, {"label"})
+        return Detail(label=str(a.get("label", "")), line=line)
 
     def step_observe(self, value: Any, line: int) -> Observe:
         return Observe(seconds=parse_duration(value, self.file, line, "observe"), line=line)

@@ -21,6 +21,7 @@ from dialbot.flows.model import (
     Balance,
     Cancel,
     CancelAll,
+    Detail,
     Expect,
     Flow,
     Observe,
@@ -31,6 +32,7 @@ from dialbot.flows.model import (
 )
 from dialbot.flows.record import Recorder, now
 from dialbot.judge.classify import MsgClass, reply_for
+from dialbot.judge.itemized import parse_detail
 from dialbot.judge.model import Action, ActionKind, ListedItem, ServiceInfo
 
 if TYPE_CHECKING:
@@ -113,6 +115,8 @@ class StepRunner:
             self.balance(step)
         elif isinstance(step, Subscriptions):
             self.subscriptions(step)
+        elif isinstance(step, Detail):
+            self.detail(step)
         elif isinstance(step, Observe):
             self.intake.observe(self.env.scaled(step.seconds))
         elif isinstance(step, Cancel):
@@ -239,6 +243,24 @@ class StepRunner:
         self.recorder.subscriptions(result, step.label)
         self.listing = tuple(ListedItem(i.service, i.sp) for i in result.items)
         self.listing_is_last = True
+
+    def detail(self, step: Detail) -> None:
+        """The itemized bill, where the carrier offers one: the judge reads each charge's
+        line (dialbot.judge.itemized); its absence is noted, never judged."""
+        carrier = self.env.carrier
+        if not carrier.detail_query:
+            return
+        self.intake.drain()
+        row = self._send(carrier.service_number, carrier.detail_query, "other")
+        got = self.intake.wait_for(
+            lambda r: r.carrier and parse_detail(r.message.text, carrier) is not None,
+            self.env.carrier_timeout_s,
+            since=row.at,
+        )
+        if got is None:
+            self.recorder.note(
+                f"no itemized bill within {self.env.carrier_timeout_s:g}s", label=step.label
+            )
 
     def cancel(self, step: Cancel) -> None:
         if self.service is None or not self.service.cancel_cmd:
