@@ -12,7 +12,15 @@ from typing import Any
 from dialbot.errors import ConfigError
 
 REGEX_KEYS = frozenset(
-    {"balance_reply", "subscriptions_none", "subscriptions_item", "subscriptions_reply", "notices"}
+    {
+        "balance_reply",
+        "subscriptions_none",
+        "subscriptions_item",
+        "subscriptions_reply",
+        "notices",
+        "detail_reply",
+        "detail_item",
+    }
 )
 
 
@@ -33,6 +41,13 @@ class CarrierProfile:
     - `notices` (regex): a notice the carrier sends by itself (order, charge
       reminders); never taken as the answer to any query or to `cancel_all`
       (it is still recorded as evidence).
+
+    Itemized charges (详单): where the carrier answers a detail query,
+    `detail_query` is its command (empty: the carrier offers none, and the
+    judge falls back to balance deltas); `detail_reply` (regex) tells the
+    answer from any other message, and `detail_item` (regex with the groups
+    `at` `YYYY-MM-DD HH:MM:SS` in the carrier's zone, `sp`, `service`,
+    `yuan`) reads one charge line of it.
     """
 
     service_number: str = "10086"
@@ -46,6 +61,12 @@ class CarrierProfile:
     notices: str = r"(?:订购|点播|扣费|计费|消费)提醒"
     confirm_reply: str = "Y"
     mo_sms_fee_fen: int = 0
+    detail_query: str = ""
+    detail_reply: str = r"消费明细"
+    detail_item: str = (
+        r"(?P<at>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})[，,](?P<sp>[^，,；;]+)[，,]"
+        r"(?P<service>[^，,；;]+)[，,](?P<yuan>\d+(?:\.\d{1,2})?)元"
+    )
 
     @property
     def balance_by_ussd(self) -> bool:

@@ -39,6 +39,7 @@ class Paths:
 @dataclass(frozen=True)
 class ProbeSettings:
     time_scale: float = 1.0  # < 1 runs probe waits faster (demo, tests)
+    follow_days: float = 0.0  # the month after: follow each order this many days (0: don't)
 
 
 @dataclass(frozen=True)
@@ -194,13 +195,18 @@ def _paths(table: dict[str, Any], name: str, base: Path) -> Paths:
 
 
 def _probe(table: dict[str, Any], name: str) -> ProbeSettings:
-    _only(table, ("time_scale",), "probe", name)
+    _only(table, ("time_scale", "follow_days"), "probe", name)
     value = table.get("time_scale", 1.0)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(name, "probe.time_scale", "must be a number")
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(name, "probe.time_scale", "must be greater than 0")
-    return ProbeSettings(time_scale=float(value))
+    days = table.get("follow_days", 0.0)
+    if isinstance(days, bool) or not isinstance(days, int | float) or not math.isfinite(days):
+        raise ConfigError(name, "probe.follow_days", "must be a number of days")
+    if days < 0:
+        raise ConfigError(name, "probe.follow_days", "must not be negative")
+    return ProbeSettings(time_scale=float(value), follow_days=float(days))
 
 
 def _modem(table: dict[str, Any], name: str) -> ModemTimings:

@@ -65,3 +65,16 @@ def test_bad_modem_timing_is_refused(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(cfg)
     assert "modem." in str(err.value)
+
+
+def test_probe_follow_days(tmp_path: Path) -> None:
+    """The month after: how many days each order is followed (0, the default: none)."""
+    cfg = tmp_path / "dialbot.toml"
+    cfg.write_text("[probe]\ntime_scale = 0.5\n", encoding="utf-8")
+    assert load_config(cfg).probe.follow_days == 0.0
+    cfg.write_text("[probe]\nfollow_days = 35\n", encoding="utf-8")
+    assert load_config(cfg).probe.follow_days == 35.0
+    for bad in ("-1", '"a month"', "true"):
+        cfg.write_text(f"[probe]\nfollow_days = {bad}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match="probe.follow_days"):
+            load_config(cfg)

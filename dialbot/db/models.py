@@ -350,3 +350,7 @@ class CleanupObligation(Base):
     method: Mapped[str | None] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The month after (migration 0005_month): followed until, last followed, kept until.
+    follow_until: Mapped[datetime | None] = mapped_column()
+    followed_at: Mapped[datetime | None] = mapped_column()
+    keep_until: Mapped[datetime | None] = mapped_column()

@@ -44,16 +44,30 @@ class Obligation:
     method: str | None
     attempts: int
     last_error: str | None
+    follow_until: datetime | None = None
+    followed_at: datetime | None = None
+    keep_until: datetime | None = None
 
     @property
     def pending(self) -> bool:
         return self.discharged_at is None
+
+    def kept(self, at: datetime) -> bool:
+        """Deliberately kept subscribed at `at` (a `keep` probe's horizon not yet reached)."""
+        return self.pending and self.keep_until is not None and at < self.keep_until
+
+    def followed(self) -> bool:
+        """Still to be followed: never judged after its horizon yet."""
+        return self.follow_until is not None and (
+            self.followed_at is None or self.followed_at < self.follow_until
+        )
 
 
 def _snapshot(row: CleanupObligation) -> Obligation:
     return Obligation(
         row.id, row.sim, row.sp_code, row.service_code, row.access_number, row.cancel_cmd,
         row.run_id, row.created_at, row.discharged_at, row.method, row.attempts, row.last_error,
+        row.follow_until, row.followed_at, row.keep_until,
     )  # fmt: skip
 
 
@@ -67,8 +81,13 @@ def create_obligation(
     access_number: str,
     cancel_cmd: str | None,
     run_id: int | None = None,
+    follow_until: datetime | None = None,
+    keep_until: datetime | None = None,
 ) -> Obligation:
-    """Store (and commit) an obligation; call it before the order is sent."""
+    """Store (and commit) an obligation; call it before the order is sent.
+
+    `follow_until`: follow the order on later nights until then; `keep_until`:
+    keep the subscription on purpose until then (see `kept`)."""
     if not access_number.isdigit() or not access_number.isascii():
         raise ValueError(f"access number {access_number!r} is not digits only")
     with write_session(session_factory) as session:
@@ -80,7 +99,10 @@ def create_obligation(
             cancel_cmd=cancel_cmd,
             run_id=run_id,
             attempts=0,
-        )
+            follow_until=follow_until,
+            keep_until=keep_until if keep_until is None or follow_until is None
+            else min(keep_until, follow_until),
+        )  # fmt: skip
         session.add(row)
         session.flush()
         return _snapshot(row)
@@ -114,6 +136,42 @@ def orders_of_sim(
             .order_by(CleanupObligation.id)
         )
         return [_snapshot(r) for r in rows]
+
+
+@survives_outage
+def followed_of_sim(session_factory: sessionmaker[Session], sim: str) -> list[Obligation]:
+    """The SIM's orders still to be followed (the month after), oldest first."""
+    with session_factory() as session:
+        rows = session.scalars(
+            select(CleanupObligation)
+            .where(CleanupObligation.sim == sim, CleanupObligation.follow_until.is_not(None))
+            .order_by(CleanupObligation.id)
+        )
+        return [ob for ob in map(_snapshot, rows) if ob.followed()]
+
+
+@survives_outage
+def sims_following(session_factory: sessionmaker[Session]) -> list[str]:
+    """Every SIM with an order still to follow (to check on a later night)."""
+    with session_factory() as session:
+        rows = session.scalars(
+            select(CleanupObligation).where(CleanupObligation.follow_until.is_not(None))
+        )
+        return sorted({ob.sim for ob in map(_snapshot, rows) if ob.followed()})
+
+
+@survives_outage
+def mark_followed(
+    session_factory: sessionmaker[Session], obligation_ids: Iterable[int], at: datetime
+) -> None:
+    """A follow-up judged these orders up to `at`."""
+    ids = list(obligation_ids)
+    if not ids:
+        return
+    with write_session(session_factory) as session:
+        session.execute(
+            update(CleanupObligation).where(CleanupObligation.id.in_(ids)).values(followed_at=at)
+        )
 
 
 @survives_outage

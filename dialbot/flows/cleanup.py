@@ -15,6 +15,19 @@ part or cut off discharges nothing. What cannot be cleaned raises
 
 Everything sent and received here is evidence too, recorded without a run
 (a cleanup is housekeeping, not a probe of the SP).
+
+The month after (`keep`): a `keep` probe leaves its monthly subscription on
+purpose until the obligation's `keep_until`, to live through a renewal. Only
+a cleaner made with ``keep=True`` (a follow-up night, a hygiene check, the
+keep probe's own cleanup) spares it then, and does not count it as a leak;
+at or after `keep_until` it is cancelled like any other. Every other
+cleaning (before a probe of an SP, the last-resort cleaning, start-up
+recovery) fails closed: it cancels a kept subscription at once, which ends
+the keeping early (the follow-up then watches for charges after the
+cancellation instead). Sparing fails closed too: a listed item is spared only
+when it is positively the kept service (`Relation.MATCH`) on a complete list,
+and a kept subscription ends its keeping only when a complete list shows
+nothing that may be it (`gone`).
 """
 
 from __future__ import annotations
@@ -91,6 +104,37 @@ def item_numbers(items: tuple[ListedItem, ...]) -> list[int]:
     return [item.number or pos for pos, item in enumerate(items, start=1)]
 
 
+def explains(ob: Obligation, item: ListedItem, catalogue: Catalogue) -> bool:
+    """Whether a listed item is positively the obligation's service (a guess is not enough:
+    an item that may be something else is never spared for being kept)."""
+    service = catalogue.get((ob.sp_code, ob.service_code))
+    if service is None:
+        return False
+    return relation(item, service, tuple(catalogue.values())) is Relation.MATCH
+
+
+def unkept(
+    items: tuple[ListedItem, ...], kept: list[Obligation], catalogue: Catalogue
+) -> tuple[ListedItem, ...]:
+    """The listed items that no deliberately kept obligation positively explains."""
+    return tuple(i for i in items if not any(explains(ob, i, catalogue) for ob in kept))
+
+
+def leaks(seen: Seen, kept: list[Obligation], catalogue: Catalogue) -> bool:
+    """Whether the list may show anything but the subscriptions deliberately kept: an item
+    no kept obligation positively explains, or any item at all on an incomplete list (its
+    missing part may hold a leak)."""
+    if not seen.complete:
+        return bool(seen.items)
+    return bool(unkept(seen.items, kept, catalogue))
+
+
+def kept_now(db: sessionmaker[Session], sim: str) -> list[Obligation]:
+    """The SIM's obligations deliberately kept subscribed right now."""
+    at = now()
+    return [ob for ob in pending_for_sim(db, sim) if ob.kept(at)]
+
+
 class Cleaner:
     """Cleans one leased SIM."""
 
@@ -103,8 +147,10 @@ class Cleaner:
         catalogue: Catalogue,
         foreign: Foreign,
         settings: CleanupSettings | None = None,
+        keep: bool = False,
     ) -> None:
         self.db = db
+        self.keep = keep
         self.lease = lease
         self.sim = sim
         self.carrier = carrier
@@ -116,6 +162,10 @@ class Cleaner:
 
     def _intake(self, access: str | None) -> Intake:
         return Intake(self.lease, self.recorder, self.carrier, access, self.foreign)
+
+    def _leaks(self, seen: Seen, kept: list[Obligation]) -> bool:
+        """Whether the list may show anything but the subscriptions deliberately kept."""
+        return leaks(seen, kept, self.catalogue)
 
     def listing(self) -> Seen:
         """Ask the carrier for the SIM's subscriptions (recorded); asked once more when the
@@ -185,9 +235,13 @@ class Cleaner:
         """
         report = CleanupReport()
         pending = pending_for_sim(self.db, self.sim)
-        if not pending and known is not None and not (clear_all and known):
+        at = now()
+        kept = [ob for ob in pending if self.keep and ob.kept(at)]
+        pending = [ob for ob in pending if ob not in kept]
+        if not pending and known is not None and not (clear_all and self._leaks(Seen(known), kept)):
             return report
         seen = Seen(known) if known is not None else self.listing()
+        kept = self._discharge_gone(kept, seen, "not_subscribed", report)  # gone: keeping ends
         pending = self._discharge_gone(pending, seen, "not_subscribed", report)
         keyword = [ob for ob in pending if ob.cancel_cmd and ob.id not in tried_keyword]
         if keyword:
@@ -195,12 +249,13 @@ class Cleaner:
                 self.sp_keyword(ob)
             seen = self.listing()
             pending = self._discharge_gone(pending, seen, "sp_keyword", report)
-        if pending or (clear_all and seen.items):
+        if pending or (clear_all and self._leaks(seen, kept)):
             report.cancel_all_sent = True
-            seen = self.cancel_all()
+            seen = self.cancel_all()  # the carrier's cancel-all spares nothing kept
             pending = self._discharge_gone(pending, seen, "cancel_all", report)
+            kept = self._discharge_gone(kept, seen, "cancel_all", report)
         report.remaining = seen.items
-        if pending or (clear_all and seen.items):
+        if pending or (clear_all and self._leaks(seen, kept)):
             self._fail(pending, seen)
         return report
 

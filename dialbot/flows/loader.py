@@ -22,6 +22,7 @@ from dialbot.flows.model import (
     Balance,
     Cancel,
     CancelAll,
+    Detail,
     Expect,
     Flow,
     Observe,
@@ -32,7 +33,7 @@ from dialbot.flows.model import (
 )
 
 LINE = "__line__"
-FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "custom")
+FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "keep", "custom")
 PLACEHOLDERS = {"subscribe", "use", "cancel"}
 FLOW_NAME_MAX = 64  # the length of runs.flow (dialbot.db.models.Run)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -160,6 +161,10 @@ class _StepReader:
         a = self.args("subscriptions", value, line, {"label"})
         return Subscriptions(label=str(a.get("label", "")), line=line)
 
+    def step_detail(self, value: Any, line: int) -> Detail:
+        a = self.args("detail", value, line, {"label"})
+        return Detail(label=str(a.get("label", "")), line=line)
+
     def step_observe(self, value: Any, line: int) -> Observe:
         return Observe(seconds=parse_duration(value, self.file, line, "observe"), line=line)
 
@@ -245,6 +250,13 @@ def standard_flows() -> dict[str, Flow]:
             )
             out[flow.name] = flow
     return out
+
+
+def keep_flow() -> Flow:
+    """The `keep` flow (dialbot/flows/month/keep.yaml): order a monthly service and keep it
+    for the follow-up's horizon. Not standard: a plan that follows orders adds it."""
+    entry = resources.files("dialbot.flows") / "month" / "keep.yaml"
+    return parse_flow(entry.read_text(encoding="utf-8"), "dialbot/flows/month/keep.yaml")
 
 
 def load_flows(folder: Path | None) -> dict[str, Flow]:

@@ -74,6 +74,14 @@ class Subscriptions:
 
 
 @dataclass(frozen=True)
+class Detail:
+    """Ask the carrier for the itemized bill (`detail_query`); nothing where it offers none."""
+
+    label: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Observe:
     """Wait `seconds`, recording everything that arrives (nothing is expected)."""
 
@@ -97,7 +105,7 @@ class CancelAll:
     line: int = 0
 
 
-Step = Send | Expect | Reply | Balance | Subscriptions | Observe | Cancel | CancelAll
+Step = Send | Expect | Reply | Balance | Subscriptions | Detail | Observe | Cancel | CancelAll
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,8 @@ class Recovery:
         )
         sps = self._senders(rows) | ({service.sp_code} if service else set())
         history = past_orders(self.db, msisdn, self.carrier, sorted(sps)) if msisdn else ()
-        kind: Any = flow if flow in FLOW_KINDS else "monthly"
+        # a cut follow-up saw what a hygiene check sees (its orders stay to follow)
+        kind: Any = "hygiene" if flow == "follow" else flow if flow in FLOW_KINDS else "monthly"
         return RunRecord(
             run_id=run_id,
             flow=kind,

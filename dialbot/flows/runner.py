@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,7 +34,14 @@ from dialbot.db.obligations import pending_for_sim
 from dialbot.db.runs import create_run, heartbeat, transition
 from dialbot.errors import DialbotError, ModemError
 from dialbot.fleet import Lease
-from dialbot.flows.cleanup import Cleaner, CleanupFailed, CleanupSettings
+from dialbot.flows.cleanup import (
+    Cleaner,
+    CleanupFailed,
+    CleanupSettings,
+    Seen,
+    kept_now,
+    leaks,
+)
 from dialbot.flows.history import past_orders
 from dialbot.flows.model import CancelAll, Flow, Subscriptions
 from dialbot.flows.record import Recorder, now, to_judge_event
@@ -44,6 +51,9 @@ from dialbot.judge.model import Finding, ListedItem, RunRecord, ServiceInfo
 from dialbot.modem import IncomingMessage
 
 log = logging.getLogger(__name__)
+
+# Flows whose own cleanup spares a subscription kept for a follow-up (dialbot.flows.cleanup).
+KEEPERS = ("hygiene", "keep")
 
 # (sim msisdn, message) for everything that is not the business of the run under way.
 ForeignSink = Callable[[str, IncomingMessage], None]
@@ -86,9 +96,22 @@ class ProbeEnv:
     on_event: Callable[[EventRow], None] | None = None
     # (what, seconds): the run starts waiting up to that long (a live display counts it down)
     on_wait: Callable[[str, float], None] | None = None
+    follow_days: float = 0.0  # the month after: follow each order this many days (0: not)
+    follow_day_s: float | None = None  # how long such a day lasts (None: 86400 s time-scaled)
 
     def scaled(self, seconds: float) -> float:
         return seconds * self.time_scale
+
+    def follow_horizon(self, start: datetime) -> datetime | None:
+        """Until when an order placed at `start` is followed (days scaled like every window)."""
+        if self.follow_days <= 0:
+            return None
+        return start + timedelta(seconds=self.follow_days * self.day_s)
+
+    @property
+    def day_s(self) -> float:
+        """Seconds a day of the month after lasts (a test's simulated calendar is faster)."""
+        return self.follow_day_s if self.follow_day_s is not None else self.scaled(86400.0)
 
     @property
     def carrier_timeout_s(self) -> float:
@@ -153,7 +176,7 @@ def run_flow(
     recorder = Recorder(env.db, sim.msisdn, info.id, env.on_event)
     steps = StepRunner(env, lease, recorder, svc, sim.msisdn, info.id, flow.kind)
     try:
-        _precleaned(env, lease, sim)
+        _precleaned(env, lease, sim, keep=service is None)
     except (CleanupFailed, ModemError) as exc:
         # the SIM cannot be used: an infrastructure failure, not the SP's
         return _infra_failed(env, recorder, outcome, exc, "cleaning the SIM first", cleanup=True)
@@ -164,23 +187,23 @@ def run_flow(
         return outcome
     try:
         steps.run_all(effective_steps(flow, svc), lambda: heartbeat(env.db, info.id))
-        if flow.kind == "hygiene" and steps.listing:
+        if flow.kind == "hygiene" and _unexplained(env, sim, steps):
             # investigate what nobody ordered: clean it with the carrier's cancel-all
             steps.run(CancelAll(within=60.0))
             steps.run(Subscriptions(label="after_cleanup"))
         steps.finish()
     except ModemError as exc:
         _infra_failed(env, recorder, outcome, exc, steps.doing)
-        outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome)
+        outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome, flow.kind in KEEPERS)
         return outcome
     except DialbotError as exc:
         _cut(env, recorder, outcome, f"run aborted: {exc}")
-        outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome)
+        outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome, flow.kind in KEEPERS)
         return outcome
     except Exception as exc:  # a defect ends this run, never the sweep, night or worker
         log.exception("run %s: unexpected error while %s", outcome.run_id, steps.doing)
         _cut(env, recorder, outcome, f"unexpected error while {steps.doing}: {exc!r}")
-        outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome)
+        outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome, flow.kind in KEEPERS)
         return outcome
     outcome.listing = steps.listing
     outcome.cancel_acked_at = steps.cancel_acked_at
@@ -190,8 +213,17 @@ def run_flow(
     except Exception as exc:  # a judge defect must not take the modem's worker down
         log.exception("run %s: judging failed", outcome.run_id)
         _end(env, recorder, outcome, RunState.ABORTED, f"judging failed: {exc!r}")
-    outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome)
+    outcome.cleanup_error = _cleanup(env, lease, sim, steps, outcome, flow.kind in KEEPERS)
     return outcome
+
+
+def _unexplained(env: ProbeEnv, sim: SimRef, steps: StepRunner) -> bool:
+    """Whether the hygiene list may show anything but subscriptions kept for a follow-up
+    (fail closed: an incomplete list with anything on it does)."""
+    if not steps.listing:
+        return False
+    seen = Seen(steps.listing, steps.listing_complete)
+    return leaks(seen, kept_now(env.db, sim.msisdn), env.catalogue_map())
 
 
 def _end(
@@ -238,8 +270,9 @@ def _infra_failed(
     return outcome
 
 
-def _precleaned(env: ProbeEnv, lease: Lease, sim: SimRef) -> None:
-    """A SIM with pending obligations is cleaned before the run may use it."""
+def _precleaned(env: ProbeEnv, lease: Lease, sim: SimRef, keep: bool) -> None:
+    """A SIM with pending obligations is cleaned before the run may use it; a probe of an
+    SP ends any subscription kept for a follow-up (`keep`: only a hygiene check spares it)."""
     if pending_for_sim(env.db, sim.msisdn):
         cleaner = Cleaner(
             env.db,
@@ -249,6 +282,7 @@ def _precleaned(env: ProbeEnv, lease: Lease, sim: SimRef) -> None:
             env.catalogue_map(),
             lambda m: env.foreign(sim.msisdn, m),
             env.cleanup_settings(),
+            keep=keep,
         )
         cleaner.run(clear_all=False)
 
@@ -269,7 +303,7 @@ def _judge_and_store(
     )
     record = RunRecord(
         run_id=outcome.run_id,
-        flow=flow.kind if flow.kind != "custom" else "monthly",  # type: ignore[arg-type]
+        flow=flow.kind if flow.kind not in ("custom", "keep") else "monthly",  # type: ignore[arg-type]
         events=tuple(to_judge_event(row) for row in steps.recorder.rows),
         observed_until=steps.observed_until or now(),
         service=service,
@@ -302,9 +336,10 @@ def to_new_finding(finding: Finding, sim: str | None) -> NewFinding:
 
 
 def _cleanup(
-    env: ProbeEnv, lease: Lease, sim: SimRef, steps: StepRunner, outcome: RunOutcome
+    env: ProbeEnv, lease: Lease, sim: SimRef, steps: StepRunner, outcome: RunOutcome, keep: bool
 ) -> str | None:
-    """Leave the SIM unsubscribed; returns why that failed (the SIM must then be benched)."""
+    """Leave the SIM unsubscribed (but for what a follow-up keeps, with `keep`); returns why
+    that failed (the SIM must then be benched)."""
     cleaner = Cleaner(
         env.db,
         lease,
@@ -313,6 +348,7 @@ def _cleanup(
         env.catalogue_map(),
         lambda m: env.foreign(sim.msisdn, m),
         env.cleanup_settings(),
+        keep=keep,
     )
     fresh = steps.listing if steps.listing_is_last else None
     try:

@@ -12,7 +12,8 @@ that before anything else), run the flow with evidence, judge and findings,
 clean. What differs is only who decides what to run: the night's plan.
 Hygiene too is the sweep's: :meth:`LocalFleet.hygiene` (the runtime's
 hygiene hook, called at the start and the end of a night) runs
-``Station.hygiene`` on every SIM of the night at once.
+``Station.hygiene`` on every SIM of the night at once, each SIM with orders
+to follow (the month after, ``[probe] follow_days``) looked at first.
 
 Rules that keep the night honest:
 
@@ -256,6 +257,7 @@ class LocalFleet:
             self._busy.add(sim.id)
         try:
             with lease:
+                self._follow(lease, sim, label)
                 check = self.station.hygiene(lease, sim, flow)
         finally:
             with self._lock:
@@ -270,6 +272,19 @@ class LocalFleet:
             codes = sorted({f.code for run in check.runs for f in run.findings})
             log.warning("hygiene findings", extra={"modem": label, "codes": codes})
         return check.findings
+
+    def _follow(self, lease: Lease, sim: SimRef, label: str) -> None:
+        """The month after: a SIM with followed orders is looked at before its hygiene
+        check (dialbot.flows.follow); a failed look is tried again the next night."""
+        outcome = self.station.follow(lease, sim)
+        if outcome is None:
+            return
+        if outcome.error or outcome.cleanup_error:
+            why = outcome.error or outcome.cleanup_error
+            log.warning("follow-up incomplete", extra={"modem": label, "reason": why})
+        if outcome.findings:
+            codes = sorted({f.code for f in outcome.findings})
+            log.warning("follow-up findings", extra={"modem": label, "codes": codes})
 
     # -- Cleanup ---------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from dialbot.db.runs import upsert_sim
 from dialbot.errors import ModemError
 from dialbot.fleet import Fleet, FleetModem, FleetSettings, Lease, load_inventories
 from dialbot.flows.cleanup import Cleaner, CleanupFailed
+from dialbot.flows.follow import FollowOutcome, follow_night
 from dialbot.flows.model import Flow
 from dialbot.flows.record import now
 from dialbot.flows.recovery import CutJudged, Recovery
@@ -143,7 +144,14 @@ class Station:
         self.fleet = fleet
         scale = config.probe.time_scale
         self.watch = Watch(db, config.carrier, catalogue, grace_s=scale * WATCH_GRACE_S)
-        self.env = ProbeEnv(db, config.carrier, scale, catalogue, self.watch.put)
+        self.env = ProbeEnv(
+            db,
+            config.carrier,
+            scale,
+            catalogue,
+            self.watch.put,
+            follow_days=config.probe.follow_days,
+        )
         self.recovered: list[CutJudged] = []  # what dead processes left, judged here
         self._recovered_lock = threading.Lock()
         self._beat = RunBeat(db).start()
@@ -211,6 +219,10 @@ class Station:
         if service is not None:
             self.watch.contact(sim.msisdn, service.sp_code, start, now())
         return outcome
+
+    def follow(self, lease: Lease, sim: SimRef) -> FollowOutcome | None:
+        """The month after: one later-night look at the SIM's followed orders (None: none)."""
+        return follow_night(self.env, lease, sim)
 
     def hygiene(
         self, lease: Lease, sim: SimRef, flow: Flow, tries: int = HYGIENE_TRIES

@@ -10,7 +10,7 @@ cancellation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dialbot.db.evidence import EventRow
@@ -21,6 +21,7 @@ from dialbot.flows.model import (
     Balance,
     Cancel,
     CancelAll,
+    Detail,
     Expect,
     Flow,
     Observe,
@@ -31,6 +32,7 @@ from dialbot.flows.model import (
 )
 from dialbot.flows.record import Recorder, now
 from dialbot.judge.classify import MsgClass, reply_for
+from dialbot.judge.itemized import parse_detail
 from dialbot.judge.model import Action, ActionKind, ListedItem, ServiceInfo
 
 if TYPE_CHECKING:
@@ -43,6 +45,9 @@ KINDS: dict[str, frozenset[MsgClass] | None] = {
     "cancel_ack": frozenset({MsgClass.CANCEL_ACK, MsgClass.CANCEL_ALL_ACK}),
     "any": None,
 }
+# A kept subscription is followed this many days past its horizon (charges after cancel).
+FOLLOW_AFTER_KEEP_DAYS = 3.0
+
 PURPOSES = {
     "order": ActionKind.ORDER,
     "confirm": ActionKind.CONFIRM,
@@ -82,6 +87,7 @@ class StepRunner:
         self.keyword_sent_for: frozenset[int] = frozenset()
         self.listing: tuple[ListedItem, ...] | None = None
         self.listing_is_last = False
+        self.listing_complete = True  # the last list read was whole
         self.last_balance: EventRow | None = None
         self.cancel_acked_at: datetime | None = None
         self.last_send_at: datetime | None = None
@@ -110,6 +116,8 @@ class StepRunner:
             self.balance(step)
         elif isinstance(step, Subscriptions):
             self.subscriptions(step)
+        elif isinstance(step, Detail):
+            self.detail(step)
         elif isinstance(step, Observe):
             self._waiting("whatever comes (observing)", self.env.scaled(step.seconds))
             self.intake.observe(self.env.scaled(step.seconds))
@@ -140,6 +148,7 @@ class StepRunner:
         """Before anything goes to the SP, the promise to clean up is stored."""
         if self.obligation_id is not None or self.service is None:
             return
+        horizon = self.env.follow_horizon(now())
         ob = create_obligation(
             self.env.db,
             sim=self.sim,
@@ -148,8 +157,18 @@ class StepRunner:
             access_number=self.service.access_number,
             cancel_cmd=self.service.cancel_cmd or None,
             run_id=self.run_id,
+            follow_until=self._follow_until(horizon),
+            # a keep probe leaves its monthly subscription on for the follow-up's horizon
+            keep_until=horizon if self.flow_kind == "keep" else None,
         )
         self.obligation_id = ob.id
+
+    def _follow_until(self, horizon: datetime | None) -> datetime | None:
+        """A kept subscription is followed a few days beyond its cancellation at the horizon,
+        for charges after it."""
+        if horizon is None or self.flow_kind != "keep":
+            return horizon
+        return horizon + timedelta(seconds=FOLLOW_AFTER_KEEP_DAYS * self.env.day_s)
 
     def _send(self, to: str, text: str, purpose: str) -> EventRow:
         """Send, then record (the time is taken before sending: replies come after it)."""
@@ -231,8 +250,27 @@ class StepRunner:
         self.recorder.sms_out(carrier.service_number, carrier.subscriptions_query, at, "other")
         self.recorder.subscriptions(result, step.label)
         self.listing = result.items
+        self.listing_complete = result.complete
         # only a whole list may spare cleanup from asking again (fail closed)
         self.listing_is_last = result.complete
+
+    def detail(self, step: Detail) -> None:
+        """The itemized bill, where the carrier offers one: the judge reads each charge's
+        line (dialbot.judge.itemized); its absence is noted, never judged."""
+        carrier = self.env.carrier
+        if not carrier.detail_query:
+            return
+        self.intake.drain()
+        row = self._send(carrier.service_number, carrier.detail_query, "other")
+        got = self.intake.wait_for(
+            lambda r: r.carrier and parse_detail(r.message.text, carrier) is not None,
+            self.env.carrier_timeout_s,
+            since=row.at,
+        )
+        if got is None:
+            self.recorder.note(
+                f"no itemized bill within {self.env.carrier_timeout_s:g}s", label=step.label
+            )
 
     def cancel(self, step: Cancel) -> None:
         if self.service is None or not self.service.cancel_cmd:

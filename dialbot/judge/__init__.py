@@ -15,11 +15,13 @@ from dialbot.judge.model import (
     ActionKind,
     Event,
     Finding,
+    FollowedOrder,
     ListedItem,
     RunRecord,
     ServiceInfo,
 )
 from dialbot.judge.rules import RULES, SEEN_RULES, SEVERITY, Case
+from dialbot.judge.rules_followup import judge_followup
 from dialbot.judge.timeline import build, intruders
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "ActionKind",
     "Event",
     "Finding",
+    "FollowedOrder",
     "ListedItem",
     "RunRecord",
     "SEVERITY",
@@ -39,6 +42,8 @@ def judge(run: RunRecord) -> list[Finding]:
     """Every violation the run's evidence proves, in the order they were observed."""
     if run.infra_failed:
         return []
+    if run.flow == "follow":
+        return judge_followup(run)
     tl = build(run)
     found = intruders(tl)
     expected = 0

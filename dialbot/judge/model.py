@@ -18,7 +18,7 @@ from typing import Literal
 from dialbot.carrier import CarrierProfile
 
 EventKind = Literal["sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note"]
-FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch"]
+FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch", "follow"]
 Billing = Literal["monthly", "per_use"]
 Severity = Literal["critical", "major", "minor", "quality"]
 
@@ -133,6 +133,27 @@ class PastOrder:
 
 
 @dataclass(frozen=True)
+class FollowedOrder:
+    """An order followed on later nights (the month after), for a `follow` run.
+
+    `since` is where this night's judgement starts: charges before it were
+    judged on an earlier night (the events before it are still given, to know
+    the previous charge and the reminders that came before). `trial` says the
+    order was a free trial (nothing charged when ordered), so its first charge
+    is the conversion to paid. `cancel_acked_at` is when the cancellation was
+    acknowledged (None: the subscription is deliberately kept); `evidence`
+    holds the events of the order and of its cancellation.
+    """
+
+    service: ServiceInfo
+    ordered_at: datetime
+    since: datetime
+    trial: bool = False
+    cancel_acked_at: datetime | None = None
+    evidence: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """Everything the judge needs about one run.
 
@@ -147,7 +168,8 @@ class RunRecord:
     subscription with the SP. `cut` marks a run its process never finished
     (killed, or stopped by an unexpected error): it is judged only by the
     rules that need nothing but what was seen (`rules.SEEN_RULES`), never by
-    one that needs a whole watched window.
+    one that needs a whole watched window. `followed` (follow runs) holds the orders whose
+    month after this run checks: the SIM's events since the first of them.
     """
 
     run_id: int
@@ -162,6 +184,7 @@ class RunRecord:
     infra_failed: bool = False
     cut: bool = False
     history: tuple[PastOrder, ...] = ()
+    followed: tuple[FollowedOrder, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from datetime import datetime
 from dialbot.judge.charges import Attribution, Part, Phase
 from dialbot.judge.classify import MsgClass, check_prompt, stated_price
 from dialbot.judge.history import REPLIES, unwanted
+from dialbot.judge.itemized import Split, split
+from dialbot.judge.itemized import lines as detail_lines
 from dialbot.judge.model import Action, ActionKind, Finding, PastOrder, ServiceInfo, Severity
 from dialbot.judge.timeline import Intruder, Mark, Msg, Timeline, between, mark
 
@@ -37,6 +39,9 @@ SEVERITY: dict[str, Severity] = {
     "UNSOLICITED_MESSAGE": "major",
     "NO_RESPONSE": "quality",
     "CONTENT_NOT_DELIVERED": "quality",
+    # The month after an order (follow runs, dialbot.judge.rules_followup):
+    "RENEWAL_WITHOUT_REMINDER": "major",
+    "TRIAL_CONVERTED_SILENTLY": "critical",
 }
 
 _ACTIVE = (MsgClass.WELCOME, MsgClass.CONTENT)
@@ -165,6 +170,13 @@ def _excess(case: Case) -> tuple[int, int, list[int]]:
     excess = sum(p.amount_fen for p in parts) - k * price
     if excess <= 0:
         return 0, 0, []
+    bill = itemized(case.tl, service)
+    if bill is not None:  # the carrier's lines tell one line too high from two lines
+        confirm_ids = [c.event_id for c in case.tl.confirms if c.event_id is not None]
+        # What the bill does not list yet (queried before it landed) stays beyond the tariff.
+        unlisted = max(0, excess - bill.over_fen - bill.duplicate_fen)
+        evidence = confirm_ids + _part_ids(parts) + bill.evidence
+        return bill.over_fen + unlisted, bill.duplicate_fen, evidence
     confirm_at = mark(case.tl.first_confirm)
     notices = [(m, n) for m, n in case.tl.service_notices(service) if mark(m.event) > confirm_at]
     amounts = [n.amount_fen for _, n in notices if n.amount_fen is not None]
@@ -185,6 +197,16 @@ def _excess(case: Case) -> tuple[int, int, list[int]]:
     evidence += _part_ids(parts)
     evidence += [m.event.id for m, _ in notices]
     return over, duplicate, evidence
+
+
+def itemized(tl: Timeline, service: ServiceInfo) -> Split | None:
+    """The itemized bill's split of the service's charges since the first confirmation."""
+    items = detail_lines(tl)
+    if items is None or tl.first_confirm is None:
+        return None
+    until = tl.ack.event.at if tl.ack else None
+    return split(items, service, tl.first_confirm.at, until, len(tl.confirms) if
+                 service.billing == "per_use" else 1)  # fmt: skip
 
 
 def overcharge(case: Case) -> list[Finding]:

@@ -21,6 +21,8 @@ VIOLATIONS: dict[str, tuple[str, str]] = {
     "UNSOLICITED_MESSAGE": ("垃圾信息", "Unsolicited messages (spam)"),
     "NO_RESPONSE": ("无响应", "No response"),
     "CONTENT_NOT_DELIVERED": ("未下发内容", "Content not delivered"),
+    "RENEWAL_WITHOUT_REMINDER": ("续订未提醒", "Renewed without reminder"),
+    "TRIAL_CONVERTED_SILENTLY": ("免费体验到期未提醒转收费", "Trial converted to paid silently"),
 }
 
 SEVERITIES: dict[str, tuple[str, str]] = {

@@ -5,7 +5,8 @@ every fen that leaves a SIM is one ledger entry (time, amount, reason, SP,
 service) - the ground truth the judge's findings are checked against.
 
 Its service number answers exactly the texts of spec/formats.md §3 (balance
-`CXYE`, subscription list `0000`, cancel-all `00000`); it also understands
+`CXYE`, subscription list `0000`, cancel-all `00000`) and, when the profile
+names a `detail_query` (e.g. `CXXD`), the itemized bill; it also understands
 the real network's cancel-by-item-number (reply with the item numbers of the
 last list, within 2 hours). Anything else gets a help text naming the
 commands. USSD answers the balance for `*125#` and for the profile's USSD
@@ -17,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from dialbot.carrier import CarrierProfile
@@ -27,6 +29,7 @@ from dialbot.sim.world import Service, Sp
 BRAND = "中国移动"
 NOTICE_SUFFIX = "901"  # order notices come from e.g. 10086901, as on the real network
 ITEM_CANCEL_WINDOW_S = 2 * 3600.0
+DETAIL_LINES = 20  # the itemized bill shows the SIM's last charges
 DEFAULT_USSD_BALANCE = "*125#"
 _ITEMS = re.compile(r"^\d{1,3}(?:[，,、]\d{1,3})*$")
 
@@ -89,6 +92,8 @@ class Carrier:
         self.send = send
         self.on_cancel = on_cancel
         self.order_notices = order_notices
+        # (sp_code, service_code) -> (SP name, service name), for the itemized bill.
+        self.names: dict[tuple[str, str], tuple[str, str]] = {}
 
     # --- money and subscriptions --------------------------------------------------
 
@@ -128,6 +133,8 @@ class Carrier:
             reply = self.list_text(account)
         elif command == profile.cancel_all.upper():
             reply = self.cancel_all(account)
+        elif profile.detail_query and command == profile.detail_query.upper():
+            reply = self.detail_text(account)
         elif _ITEMS.match(command) and self._list_fresh(account):
             reply = self.cancel_items(account, command)
         else:
@@ -145,6 +152,23 @@ class Carrier:
 
     def balance_text(self, account: Account) -> str:
         return f"尊敬的客户，您的账户余额为{yuan(account.balance_fen)}元。【{BRAND}】"
+
+    def detail_text(self, account: Account) -> str:
+        """The itemized bill (详单): the last charges, one line each with time, SP,
+        service and amount, as the profile's `detail_item` reads them."""
+        entries = account.ledger[-DETAIL_LINES:]
+        if not entries:
+            return f"尊敬的客户，您近期没有增值业务消费明细。【{BRAND}】"
+        lines = []
+        for i, e in enumerate(entries, start=1):
+            sp_name, service_name = self.names.get((e.sp_code, e.service_code), (e.sp_code, ""))
+            if e.reason == "mo_sms_fee":
+                service_name = "短信费"
+            at = datetime.fromisoformat(e.at).strftime("%Y-%m-%d %H:%M:%S")
+            lines.append(
+                f"{i}、{at}，{sp_name}，{service_name or e.service_code}，{yuan(e.amount_fen)}元"
+            )
+        return f"尊敬的客户，您近期的增值业务消费明细：{'；'.join(lines)}。【{BRAND}】"
 
     def list_text(self, account: Account) -> str:
         subs = list(account.subscriptions.values())

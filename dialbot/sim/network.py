@@ -20,7 +20,9 @@ import random
 from typing import Any
 
 from dialbot.sim.carrier import Account, Carrier
+from dialbot.sim.clock import Calendar
 from dialbot.sim.contracts import CallResult, Handset, Scheduler
+from dialbot.sim.renewals import Renewals
 from dialbot.sim.sps import SpAgent
 from dialbot.sim.world import Service, Sp, World
 
@@ -56,6 +58,15 @@ class Network:
             self._after_cancel,
             order_notices=bool(world.extra.get("order_notices", True)),
         )
+        # Renewals only in a world with a calendar: without one, a subscription lasts as it
+        # always did (a probe's few minutes never span a month boundary by accident).
+        self.renewals: Renewals | None = None
+        if world.calendar is not None:
+            calendar = Calendar(world.calendar, scheduler.now(), scheduler.elapsed())
+            self.renewals = Renewals(self.carrier, calendar, scheduler)
+        self.carrier.names = {
+            (sp.code, s.code): (sp.name, s.name) for sp in world.sps for s in sp.services
+        }
         self.agents: dict[str, SpAgent] = {}
         self.routes: dict[tuple[str, str], tuple[SpAgent, Service, str]] = {}
         self.by_access: dict[str, list[SpAgent]] = {}
@@ -70,8 +81,9 @@ class Network:
 
     def _add_sp(self, index: int, sp: Sp) -> None:
         agent = SpAgent(
-            sp, index, self.carrier, self.send, self.clock, self.rng, self._account_list
-        )
+            sp, index, self.carrier, self.send, self.clock, self.rng, self._account_list,
+            self.renewals,
+        )  # fmt: skip
         self.agents[sp.code] = agent
         for service in sp.services:
             owners = self.by_access.setdefault(service.access, [])

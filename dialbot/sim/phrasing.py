@@ -201,6 +201,11 @@ class Phrasing:
 
 def order_notice(sp: Sp, service: Service, charged_fen: int, carrier: str = "中国移动") -> str:
     """The carrier's own notice after an order (订购提醒 / 点播提醒)."""
+    if service.billing == "monthly" and service.trial_days:
+        return (
+            f"订购提醒：您已成功订购由{sp.name}提供的{service.name}，免费体验{service.trial_days}天，"
+            f"到期后{plain_yuan(charged_fen)}元/月（由{carrier}代收费），如有疑问请拨打10086。"
+        )
     if service.billing == "monthly":
         return (
             f"订购提醒：您已成功订购由{sp.name}提供的{service.name}，"
@@ -209,6 +214,22 @@ def order_notice(sp: Sp, service: Service, charged_fen: int, carrier: str = "中
     return (
         f"点播提醒：您已点播由{sp.name}提供的{service.name}，"
         f"{plain_yuan(charged_fen)}元/次（由{carrier}代收费），如有疑问请拨打10086。"
+    )
+
+
+def renewal_reminder(sp: Sp, service: Service, price_fen: int, carrier: str = "中国移动") -> str:
+    """The carrier's reminder before a monthly service renews (扣费提醒, from 10086901)."""
+    return (
+        f"扣费提醒：您订购的由{sp.name}提供的{service.name}业务，将于下月1日续订，"
+        f"{plain_yuan(price_fen)}元/月（由{carrier}代收费）。如需退订请拨打10086。"
+    )
+
+
+def trial_reminder(sp: Sp, service: Service, price_fen: int, carrier: str = "中国移动") -> str:
+    """The carrier's reminder before a free trial turns paid (计费提醒, from 10086901)."""
+    return (
+        f"计费提醒：您订购的由{sp.name}提供的{service.name}业务，免费体验期即将结束，"
+        f"到期后按{plain_yuan(price_fen)}元/月收费（由{carrier}代收费）。如不需要请及时退订。"
     )
 
 

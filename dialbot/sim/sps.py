@@ -7,7 +7,9 @@ subscriptions), and applies every `Behaviour` knob as documented:
 - monthly: order -> prompt -> confirm -> charge + welcome (成功订购) ->
   use keyword -> content -> cancel keyword -> ack (成功退订);
 - per-use: order -> prompt -> confirm -> charge + content (the use keyword,
-  when declared, orders one more use the same way).
+  when declared, orders one more use the same way);
+- a monthly subscription then renews on the simulated calendar (free first
+  when the service has `trial_days`): see `dialbot.sim.renewals`.
 
 State changes and charges happen when a message is received; replies reach
 the handset after the service's latency (ordered per sender). Any other
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from dialbot.sim.carrier import Account, Carrier, Send
 from dialbot.sim.contracts import Scheduler
 from dialbot.sim.phrasing import Phrasing
+from dialbot.sim.renewals import Renewals
 from dialbot.sim.world import Service, Sp
 
 CONFIRM_WINDOW_S = 24 * 3600.0
@@ -58,6 +61,7 @@ class SpAgent:
         clock: Scheduler,
         rng: random.Random,
         accounts: Callable[[], list[Account]],
+        renewals: Renewals | None = None,
     ) -> None:
         self.sp = sp
         self.words = Phrasing(sp, index)
@@ -66,6 +70,7 @@ class SpAgent:
         self.clock = clock
         self.rng = rng
         self.accounts = accounts
+        self.renewals = renewals
         self.pending: dict[tuple[str, str], Pending] = {}
         self.sent_content: dict[tuple[str, str], int] = {}
 
@@ -122,12 +127,13 @@ class SpAgent:
         b = service.behaviour
         amount = charged_amount(service)
         reason = "subscribe" if service.billing == "monthly" else "per_use"
-        if not already_charged:
+        free = service.billing == "monthly" and service.trial_days > 0
+        if not already_charged and not free:
             self.bill(account, service, amount, reason)
-        if b.double_charge:
+        if b.double_charge and not free:
             self.bill(account, service, amount, "duplicate")
         if service.billing == "monthly":
-            self.carrier.subscribe(account, self.sp, service, how)
+            self.subscribe(account, service, how)
             self.reply(account, service, self.words.welcome(service))
         elif b.delivers_content:
             self.reply(account, service, self._content(account, service))
@@ -193,11 +199,24 @@ class SpAgent:
                 return
             self.bill(account, service, charged_amount(service), "unsolicited")
             if service.billing == "monthly":
-                self.carrier.subscribe(account, self.sp, service, "unsolicited")
+                self.subscribe(account, service, "unsolicited")
 
         return silent
 
     # --- helpers --------------------------------------------------------------------------
+
+    def subscribe(self, account: Account, service: Service, how: str) -> None:
+        """The carrier records the subscription; its renewals (or trial end) are planned."""
+        self.carrier.subscribe(account, self.sp, service, how)
+        if self.renewals is not None:
+            self.renewals.start(self.renew, account, self.sp, service)
+
+    def renew(self, account: Account, service: Service, reason: str) -> None:
+        """One month of a subscription: billed like the order (charge factor, duplicates)."""
+        amount = charged_amount(service)
+        self.bill(account, service, amount, reason)
+        if service.behaviour.double_charge:
+            self.bill(account, service, amount, "duplicate")
 
     def bill(self, account: Account, service: Service, amount: int, reason: str) -> None:
         self.carrier.charge(account, amount, reason, self.sp.code, service.code)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dialbot.carrier import CarrierProfile
+from dialbot.sim.clock import CalendarSettings
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ class Behaviour:
     responds: float = 1.0
     delivers_content: bool = True
     latency_ms: tuple[int, int] = (20, 200)
+    # The month after (calendar): an honest SP's renewal (and trial end) is preceded by the
+    # carrier's reminder from 10086901; these knobs take it away or delay the charge.
+    renews_without_reminder: bool = False
+    trial_converts_silently: bool = False
+    late_charge_s: float = 0.0  # simulated seconds after the month boundary / trial end
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class Service:
     use: str | None
     region: str | None
     behaviour: Behaviour
+    trial_days: int = 0  # monthly only: free for this many simulated days, then paid
 
 
 @dataclass(frozen=True)
@@ -94,3 +101,4 @@ class World:
     seed: int = 0
     source: str = "<world>"
     extra: dict[str, object] = field(default_factory=dict)
+    calendar: CalendarSettings | None = None  # None: subscriptions never renew

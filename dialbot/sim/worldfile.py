@@ -12,13 +12,16 @@ overwrite - are refused too.
 Optional keys beyond the spec: top-level ``seed`` (randomness of the
 network), ``night_s`` (length of a simulated night), ``order_notices``
 (whether the carrier sends 订购提醒 after an order, default true), and
-``bank.region`` / a service's ``region``. A slot may override
+``bank.region`` / a service's ``region``, ``calendar`` (``time_scale``,
+``start``, ``reminder_days``: the simulated month, see `dialbot.sim.clock`)
+and a monthly service's ``trial_days`` (a free trial, 首月免费). A slot may override
 ``balance_fen`` as well as ``dialect`` and ``faults``.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ import yaml
 
 from dialbot.carrier import CarrierProfile
 from dialbot.errors import ConfigError, WorldError
+from dialbot.sim.clock import CARRIER_ZONE, CalendarSettings
 from dialbot.sim.dialects import dialect_names
 from dialbot.sim.identity import identity, luhn_digit
 from dialbot.sim.world import Behaviour, Faults, Service, SimCard, Sp, World
@@ -188,7 +192,9 @@ class _Validator:
     def world(self, data: Any) -> World:
         if not isinstance(data, dict):
             raise self.fail("", "the world must be a mapping")
-        top = self.table(data, "", {"carrier", "bank", "sps", "seed", "night_s", "order_notices"})
+        top = self.table(
+            data, "", {"carrier", "bank", "sps", "seed", "night_s", "order_notices", "calendar"}
+        )
         carrier = self.carrier(top.get("carrier"))
         seed = self.integer(top.get("seed", 0), "seed", minimum=None)
         night_s = self.number(top.get("night_s", 3600.0), "night_s", 0.0, None)
@@ -213,7 +219,27 @@ class _Validator:
             seed=seed,
             source=self.file,
             extra={"order_notices": order_notices},
+            calendar=self.calendar(top["calendar"]) if "calendar" in top else None,
         )
+
+    def calendar(self, value: Any) -> CalendarSettings:
+        """The simulated calendar (month boundaries, trials, reminders) and its time scale."""
+        raw = self.table(value, "calendar", {"time_scale", "start", "reminder_days"})
+        scale = self.number(raw.get("time_scale", 1.0), "calendar.time_scale", 0.0, None)
+        if scale <= 0:
+            raise self.fail("calendar.time_scale", "must be > 0")
+        start = raw.get("start")
+        if start is not None:
+            if isinstance(start, str):
+                try:
+                    start = datetime.fromisoformat(start)
+                except ValueError:
+                    raise self.fail("calendar.start", f"not an ISO date-time: {start!r}") from None
+            if not isinstance(start, datetime) or start.tzinfo is None:
+                raise self.fail("calendar.start", "must be an ISO date-time with a UTC offset")
+            start = start.astimezone(CARRIER_ZONE)
+        lead = self.number(raw.get("reminder_days", 3.0), "calendar.reminder_days", 0.0, None)
+        return CalendarSettings(time_scale=scale, start=start, reminder_days=lead)
 
     def carrier(self, value: Any) -> CarrierProfile:
         try:
@@ -342,6 +368,9 @@ class _Validator:
             raise self.fail(f"{path}.access", "is the carrier's service number")
         use = raw.get("use")
         region = raw.get("region")
+        trial = self.integer(raw.get("trial_days", 0), f"{path}.trial_days")
+        if trial and billing != "monthly":
+            raise self.fail(f"{path}.trial_days", "only monthly services have a free trial")
         return Service(
             code=self.text(self.required(raw, "code", path), f"{path}.code"),
             name=self.text(self.required(raw, "name", path), f"{path}.name"),
@@ -353,6 +382,7 @@ class _Validator:
             use=self.keyword(use, f"{path}.use") if use is not None else None,
             region=self.text(region, f"{path}.region") if region is not None else None,
             behaviour=self.behaviour(raw.get("behaviour"), f"{path}.behaviour"),
+            trial_days=trial,
         )
 
     def behaviour(self, value: Any, path: str) -> Behaviour:
@@ -389,6 +419,11 @@ class _Validator:
             responds=rate("responds"),
             delivers_content=flag("delivers_content"),
             latency_ms=self.latency(raw.get("latency_ms"), f"{path}.latency_ms"),
+            renews_without_reminder=flag("renews_without_reminder"),
+            trial_converts_silently=flag("trial_converts_silently"),
+            late_charge_s=self.number(
+                raw.get("late_charge_s", 0.0), f"{path}.late_charge_s", 0.0, None
+            ),
         )
 
     def omits(self, value: Any, path: str) -> tuple[str, ...]:
@@ -453,6 +488,7 @@ _SERVICE_KEYS = {
     "use",
     "region",
     "behaviour",
+    "trial_days",
 }
 _BEHAVIOUR_KEYS = {f for f in Behaviour.__dataclass_fields__}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.carrier import CarrierProfile
 from dialbot.db.obligations import create_obligation, get_obligation
+from dialbot.db.types import utcnow
 from dialbot.fleet import Fleet, FleetSettings, load_inventories
 from dialbot.flows.cleanup import Cleaner, CleanupFailed, CleanupSettings
 from dialbot.judge.model import ServiceInfo
@@ -88,18 +90,21 @@ def fleet(tmp_path: Path, fake: FakeModem) -> Iterator[Fleet]:
 
 
 def cleaner_for(
-    fleet: Fleet, db: sessionmaker[Session]
+    fleet: Fleet, db: sessionmaker[Session], keep: bool = False
 ) -> Callable[[], tuple[Cleaner, list[IncomingMessage]]]:
     def make() -> tuple[Cleaner, list[IncomingMessage]]:
         foreign: list[IncomingMessage] = []
         lease = fleet.lease(bank="bj-01", slot=1)
         settings = CleanupSettings(ack_window_s=0.3, carrier_timeout_s=5)
-        return Cleaner(db, lease, SIM, fleet.carrier, CATALOGUE, foreign.append, settings), foreign
+        cleaner = Cleaner(
+            db, lease, SIM, fleet.carrier, CATALOGUE, foreign.append, settings, keep=keep
+        )
+        return cleaner, foreign
 
     return make
 
 
-def owe(db: sessionmaker[Session], service: ServiceInfo) -> int:
+def owe(db: sessionmaker[Session], service: ServiceInfo, kept: bool = False) -> int:
     return create_obligation(
         db,
         sim=SIM,
@@ -107,6 +112,7 @@ def owe(db: sessionmaker[Session], service: ServiceInfo) -> int:
         service_code=service.service_code,
         access_number=service.access_number,
         cancel_cmd=None,
+        keep_until=utcnow() + timedelta(hours=1) if kept else None,
     ).id
 
 
@@ -167,3 +173,64 @@ def test_an_incomplete_list_discharges_nothing(
     row = get_obligation(session_factory, ob)
     assert row.pending and row.attempts == 1
     assert row.last_error is not None and "(1/2)" in row.last_error
+
+
+# --- the month after: a subscription kept on purpose (docs/month-after.md) ----------------
+
+
+def test_kept_subscription_billed_as_the_company_is_spared_by_a_keeping_cleanup(
+    fleet: Fleet, fake: FakeModem, session_factory: sessionmaker[Session]
+) -> None:
+    """Billed under the company name, it is still positively the kept service: no leak."""
+    carrier = Carrier(fake, [JOKES_BILLED])
+    fake.on_submit = carrier.on_submit
+    ob = owe(session_factory, JOKES, kept=True)
+    cleaner, _ = cleaner_for(fleet, session_factory, keep=True)()
+    with cleaner.lease:
+        report = cleaner.run()
+    assert report.discharged == {} and not report.cancel_all_sent
+    assert carrier.sent == ["0000"] and carrier.items == [JOKES_BILLED]
+    assert get_obligation(session_factory, ob).pending
+
+
+def test_an_item_that_may_not_be_the_kept_one_is_cancelled_and_the_kept_one_with_it(
+    fleet: Fleet, fake: FakeModem, session_factory: sessionmaker[Session]
+) -> None:
+    """`手机报（上海某某传媒…）` is not positively the kept service: a possible leak, so the
+    cancel-all (by item number) goes out, and it spares nothing kept."""
+    carrier = Carrier(fake, [JOKES_BILLED, PAPER_BILLED])
+    fake.on_submit = carrier.on_submit
+    ob = owe(session_factory, JOKES, kept=True)
+    cleaner, _ = cleaner_for(fleet, session_factory, keep=True)()
+    with cleaner.lease:
+        report = cleaner.run()
+    assert report.cancel_all_sent and report.discharged == {ob: "cancel_all"}
+    assert carrier.items == []
+
+
+def test_a_kept_subscription_gone_from_a_whole_list_ends_its_keeping(
+    fleet: Fleet, fake: FakeModem, session_factory: sessionmaker[Session]
+) -> None:
+    carrier = Carrier(fake, [WEATHER_BILLED])
+    fake.on_submit = carrier.on_submit
+    ob = owe(session_factory, JOKES, kept=True)
+    cleaner, _ = cleaner_for(fleet, session_factory, keep=True)()
+    with cleaner.lease:
+        report = cleaner.run(clear_all=False)
+    assert report.discharged == {ob: "not_subscribed"}
+    assert carrier.sent == ["0000"]
+
+
+def test_an_incomplete_list_spares_no_leak_behind_a_kept_subscription(
+    fleet: Fleet, fake: FakeModem, session_factory: sessionmaker[Session]
+) -> None:
+    """Page 1 of 2 shows only the kept service; page 2 may hold a leak: cancel-all, and
+    since the list never comes back whole, the SIM fails closed (the keeping is not ended)."""
+    carrier = Carrier(fake, [JOKES_BILLED, WEATHER_BILLED], page_of=2, cancels_by_number=False)
+    fake.on_submit = carrier.on_submit
+    ob = owe(session_factory, JOKES, kept=True)
+    cleaner, _ = cleaner_for(fleet, session_factory, keep=True)()
+    with cleaner.lease, pytest.raises(CleanupFailed, match="incomplete"):
+        cleaner.run()
+    assert "00000" in carrier.sent
+    assert get_obligation(session_factory, ob).pending
