@@ -19,10 +19,10 @@ Everything sent and received here is evidence too, recorded without a run
 The month after (`keep`): a `keep` probe leaves its monthly subscription on
 purpose until the obligation's `keep_until`, to live through a renewal. Only
 a cleaner made with ``keep=True`` (a follow-up night, a hygiene check, the
-keep probe's own cleanup) spares it then, and does not count it as a leak;
-at or after `keep_until` it is cancelled like any other. Every other
-cleaning (before a probe of an SP, the last-resort cleaning, start-up
-recovery) fails closed: it cancels a kept subscription at once, which ends
+keep probe's own cleanup, the scheduler's recovery pass) spares it then, and
+does not count it as a leak; at or after `keep_until` it is cancelled like
+any other. Every other cleaning (before a probe of an SP, the last-resort
+cleaning) fails closed: it cancels a kept subscription at once, which ends
 the keeping early (the follow-up then watches for charges after the
 cancellation instead). Sparing fails closed too: a listed item is spared only
 when it is positively the kept service (`Relation.MATCH`) on a complete list,

@@ -19,11 +19,11 @@ The invariant "no SIM left subscribed beyond its horizon" holds because:
 - the follow-up's own cleanup (after it looked) cancels every kept
   subscription whose `keep_until` has passed, and every obligation that is
   not kept, like any cleanup (dialbot.flows.cleanup, ``keep=True``);
-- only a follow-up, a hygiene check and the keep probe's own cleanup spare
-  a kept subscription; any other use of the SIM (a probe of an SP, the
-  last-resort cleaning, start-up recovery) cancels it at once, which ends
-  the keeping early: the follow-up then watches for charges after that
-  cancellation instead;
+- only a follow-up, a hygiene check, the keep probe's own cleanup and the
+  scheduler's recovery pass (a SIM that owes is not planned that night)
+  spare a kept subscription; any other use of the SIM (a probe of an SP,
+  the last-resort cleaning) cancels it at once, which ends the keeping
+  early: the follow-up then watches for charges after that cancellation;
 - a kept obligation is still pending, so every check that fails closed on
   pending obligations (a SIM to clean before use, `legit` services for the
   judge) treats it as it treats any live order.

@@ -329,7 +329,8 @@ class LocalFleet:
         with lease:
             assert sim.id is not None
             self.station.recover(sim.id)
-            error = self.station.clean(lease, sim, clear_all=False) if owes else None
+            # a SIM that owes is left out of tonight's plan, so what a follow-up keeps can stay
+            error = self.station.clean(lease, sim, clear_all=False, keep=True) if owes else None
         with self._lock:
             if error is None:
                 self._unusable.pop(label, None)

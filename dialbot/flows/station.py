@@ -244,12 +244,16 @@ class Station:
         last = runs[-1]
         return HygieneCheck(tuple(runs), last.error or last.cleanup_error or last.state.value)
 
-    def clean(self, lease: Lease, sim: SimRef, clear_all: bool = True) -> str | None:
+    def clean(
+        self, lease: Lease, sim: SimRef, clear_all: bool = True, keep: bool = False
+    ) -> str | None:
         """Discharge the SIM's pending obligations (retried after modem faults).
 
         Returns why the SIM is still to clean, or None when it is clean. With
         ``clear_all`` nothing may stay listed (the carrier's cancel-all goes out
-        for what nobody ordered, too).
+        for what nobody ordered, too). With ``keep`` a subscription kept for a
+        follow-up survives until its horizon (dialbot.flows.follow); without, it
+        is cancelled at once (fail closed).
         """
         if not pending_for_sim(self.db, sim.msisdn):
             return None
@@ -266,6 +270,7 @@ class Station:
             self.env.catalogue_map(),
             lambda m: self.watch.put(sim.msisdn, m),
             self.env.cleanup_settings(),
+            keep=keep,
         )
         for attempt in range(LAST_CLEANUP_TRIES):
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -10,8 +12,11 @@ from dialbot.db.obligations import (
     create_obligation,
     discharge,
     discharge_all_for_sim,
+    followed_of_sim,
+    mark_followed,
     pending_for_sim,
     record_attempt,
+    sims_following,
     sims_with_pending,
 )
 
@@ -81,3 +86,25 @@ def test_bad_input_is_refused(session_factory: sessionmaker[Session]) -> None:
     with pytest.raises(ValueError, match="method"):
         discharge(session_factory, ob, "hope")
     assert [o.id for o in pending_for_sim(session_factory, SIM)] == [ob]
+
+
+def test_followed_and_kept_until_their_horizons(session_factory: sessionmaker[Session]) -> None:
+    """The month after: an order is followed until a look after `follow_until`; a kept one is
+    kept (still pending) until `keep_until`, never past its follow-up."""
+    t0 = datetime(2026, 11, 29, tzinfo=UTC)
+    ob = create_obligation(
+        session_factory, sim=SIM, sp_code="901001", service_code="XHXH",
+        access_number="1065800101", cancel_cmd="TD",
+        follow_until=t0 + timedelta(days=30), keep_until=t0 + timedelta(days=40),
+    )  # fmt: skip
+    oblige(session_factory, "PLAIN")  # not followed
+    assert ob.keep_until == ob.follow_until, "kept no longer than followed"
+    assert ob.kept(t0) and not ob.kept(t0 + timedelta(days=30))
+    assert [o.id for o in followed_of_sim(session_factory, SIM)] == [ob.id]
+    assert sims_following(session_factory) == [SIM]
+    mark_followed(session_factory, [ob.id], t0 + timedelta(days=10))
+    assert [o.id for o in followed_of_sim(session_factory, SIM)] == [ob.id]
+    mark_followed(session_factory, [ob.id], t0 + timedelta(days=31))
+    assert followed_of_sim(session_factory, SIM) == [] and sims_following(session_factory) == []
+    assert {o.id for o in pending_for_sim(session_factory, SIM)} >= {ob.id}, "still owed a clean"
+    assert not discharge(session_factory, ob.id, "cancel_all").kept(t0)

@@ -1,8 +1,8 @@
 """The month after, on the virtual bank: a simulated month at a small time scale.
 
-The world's calendar runs at 1e-5 (a simulated day lasts 0.864 s) from
-2026-01-01, so the first month boundary (Feb 1) is ~27 s after the bank
-starts. Six SIMs each order one monthly service at once (in parallel), five
+The world's calendar runs at 1.5e-5 (a simulated day lasts 1.296 s) from
+2026-01-01, so the first month boundary (Feb 1) is ~40 s after the bank
+starts, and nothing is due before ~22 s (the trial's reminder). Six SIMs each order one monthly service at once (in parallel), five
 with the `keep` flow (the subscription is kept for the follow-up's horizon),
 one with the standard monthly flow (cancelled at once). Follow-up nights:
 
@@ -39,8 +39,8 @@ from dialbot.flows.runner import RunOutcome, SimRef, service_info
 from dialbot.flows.runtime import LocalFleet
 from dialbot.flows.station import FleetSink, Station
 
-DAY_S = 0.864  # a simulated day at calendar time_scale 1e-5
-FOLLOW_DAYS = 36.0  # the horizon: past Feb 1 (and the night after it), before Mar 1
+DAY_S = 1.296  # a simulated day at calendar time_scale 1.5e-5
+FOLLOW_DAYS = 40.0  # the horizon: past Feb 1 (and the night after it), before Mar 1
 
 # name -> (flow, service keys, behaviour, findings on night 2)
 CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], set[str]]] = {
@@ -49,7 +49,7 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], set[str]]] = {
     "silent_trial": ("keep", {"trial_days": 20}, {"trial_converts_silently": True},
                      {"TRIAL_CONVERTED_SILENTLY"}),
     "after_cancel": ("monthly", {}, {"charge_after_cancel": True,
-                                     "charge_after_cancel_delay_ms": 16000},
+                                     "charge_after_cancel_delay_ms": 25000},
                      {"CHARGE_AFTER_CANCEL"}),
     "double": ("keep", {}, {"double_charge": True}, {"DUPLICATE_CHARGE"}),
     "twice_price": ("keep", {}, {"charge_factor": 2.0}, {"OVERCHARGE"}),
@@ -77,7 +77,7 @@ def world() -> dict[str, Any]:
         )
     return {
         "seed": 14,
-        "calendar": {"time_scale": 0.00001, "start": "2026-01-01T00:00:00+08:00"},
+        "calendar": {"time_scale": 0.000015, "start": "2026-01-01T00:00:00+08:00"},
         "carrier": {"detail_query": "CXXD"},
         "bank": {"name": "month-bank", "modems": len(CASES), "balance_fen": 10000},
         "sps": [{"code": "902001", "name": "月度传媒", "hotline": "4008002001",
@@ -236,8 +236,9 @@ def test_kept_subscription_spared_by_hygiene_ended_by_any_other_use(tmp_path: Pa
 
 
 def test_a_night_looks_at_followed_sims_before_their_hygiene(tmp_path: Path) -> None:
-    """The scheduler's hygiene hook (LocalFleet.hygiene) follows a SIM's orders first, and
-    the hygiene after it spares the kept subscription."""
+    """The scheduler's recovery pass spares a kept subscription, its hygiene hook
+    (LocalFleet.hygiene) follows the SIM's orders first, and the hygiene after it spares
+    the kept subscription too."""
     data = world()
     data["bank"]["modems"] = 1
     with serve(tmp_path / "night", data) as rig, rig.fleet() as (fleet, sink):
@@ -251,6 +252,8 @@ def test_a_night_looks_at_followed_sims_before_their_hygiene(tmp_path: Path) -> 
             sim = SimRef(info.sim_id, info.msisdn)
             views = {v.service_code: v for v in list_services(rig.db)}
             assert local.station.probe(lease, sim, keep_flow(), views["M0"]).completed
+        assert local.discharge_pending() == 0  # the night's recovery pass spares the keeping
+        assert len(rig.subscribed()) == 1
         local.hygiene([info.sim_id])
         with rig.db() as session:
             follows = session.scalars(select(Run).where(Run.flow == "follow")).all()
