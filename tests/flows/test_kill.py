@@ -76,12 +76,14 @@ def test_killed_sweeps_leave_nothing_behind(tmp_path: Path, flow_db: str | None)
         got = by_service(report)
         assert {k: got.get(k, set()) for k in expected} == expected
         assert set(got) <= set(expected)
-        assert sims_with_pending(rig.db) == []
+        assert sims_with_pending(rig.db) == [], (report.benched, report.pending)
         assert rig.subscribed() == {}
         assert verify_chain(rig.db).ok
         with rig.db() as session:
             left = session.scalars(select(Run).where(Run.state.in_(["planned", "running"]))).all()
-            assert left == []
+            assert [
+                (r.id, r.flow, r.state, r.sim_id, r.owner_pid, r.created_at) for r in left
+            ] == []
             aborted = session.scalars(select(Run).where(Run.state == "aborted")).all()
             assert len(aborted) >= killed_runs  # at least those of each kill
             assert all(r.ended_at is not None and r.ended_at <= utcnow() for r in aborted)
