@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
 from sqlalchemy import exists, insert, literal, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,6 +57,7 @@ class DbPduStore:
         self.sim = sim
         self.started = utcnow()
         self._undeleted: dict[tuple[str, int, str], int] = {}
+        self._checked: set[str] = set()  # memories whose start-up contents were stored
         self._lock = threading.Lock()
 
     def store(self, item: StoredPdu) -> Receipt:
@@ -68,14 +70,32 @@ class DbPduStore:
         out = [Receipt(k, False) if k is not None else None for k in known]
         todo = [(i, item) for i, item in enumerate(items) if out[i] is None]
         if todo:
+            with self._lock:
+                fresh = [item for _, item in todo if item.memory in self._checked]
             with write_session(self.db) as session:
-                for i, item in todo:
-                    out[i] = self._insert(session, item)
+                if len(fresh) == len(todo):  # the common case: one statement for all
+                    for (i, _item), new_id in zip(
+                        todo, self._insert_new(session, fresh), strict=True
+                    ):
+                        out[i] = Receipt(new_id, True)
+                else:
+                    for i, item in todo:
+                        out[i] = self._insert(session, item)
         receipts = [r for r in out if r is not None]
         with self._lock:
             for item, receipt in zip(items, receipts, strict=True):
                 self._undeleted[_key(item)] = receipt.id
+            self._checked.update(item.memory for item in items)
         return receipts
+
+    def _insert_new(self, session: Session, items: list[StoredPdu]) -> list[int]:
+        """Insert PDUs that arrived after this process first listed their memory: an
+        earlier process cannot have stored them (it would have been listed then)."""
+        result = session.execute(
+            insert(ReceivedPdu).returning(ReceivedPdu.id, sort_by_parameter_order=True),
+            [self._values(item) for item in items],
+        )
+        return [int(i) for i in result.scalars().all()]
 
     def _insert(self, session: Session, item: StoredPdu) -> Receipt:
         """Insert unless an earlier process stored this PDU in this slot (read again
@@ -87,7 +107,20 @@ class DbPduStore:
             ReceivedPdu.pdu_sha256 == item.sha256,
             ReceivedPdu.read_at < self.started,
         )
-        values = {
+        values = self._values(item)
+        columns = ReceivedPdu.__table__.c
+        row = select(*(literal(v, type_=columns[k].type) for k, v in values.items()))
+        new_id = session.execute(
+            insert(ReceivedPdu)
+            .from_select(list(values), row.where(~exists(earlier)))
+            .returning(ReceivedPdu.id)
+        ).scalar()
+        if new_id is not None:
+            return Receipt(int(new_id), True)
+        return Receipt(int(session.execute(earlier.limit(1)).scalar_one()), False)
+
+    def _values(self, item: StoredPdu) -> dict[str, Any]:
+        return {
             "source": self.source,
             "sim": self.sim,
             "port": item.port,
@@ -102,16 +135,6 @@ class DbPduStore:
             "problem": _clean(item.problem, 200),
             "read_at": item.read_at,
         }
-        columns = ReceivedPdu.__table__.c
-        row = select(*(literal(v, type_=columns[k].type) for k, v in values.items()))
-        new_id = session.execute(
-            insert(ReceivedPdu)
-            .from_select(list(values), row.where(~exists(earlier)))
-            .returning(ReceivedPdu.id)
-        ).scalar()
-        if new_id is not None:
-            return Receipt(int(new_id), True)
-        return Receipt(int(session.execute(earlier.limit(1)).scalar_one()), False)
 
     def deleted(self, receipt: int) -> None:
         """The modem deleted it: an identical PDU in that slot is a new message now."""
