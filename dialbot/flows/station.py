@@ -33,7 +33,7 @@ from dialbot.flows.cleanup import Cleaner, CleanupFailed
 from dialbot.flows.model import Flow
 from dialbot.flows.record import now
 from dialbot.flows.runner import ProbeEnv, RunOutcome, SimRef, run_flow
-from dialbot.flows.watch import Watch
+from dialbot.flows.watch import Watch, live_watch_runs
 from dialbot.judge.model import ServiceInfo
 from dialbot.modem import IncomingMessage, LinkState
 
@@ -53,12 +53,19 @@ def sim_msisdn(slot: FleetModem) -> str | None:
 
 
 def abort_unfinished(db: sessionmaker[Session], sim_id: int) -> int:
-    """Runs of this SIM left unfinished by a process that died: aborted, never judged."""
+    """Runs of this SIM left unfinished by a process that died: aborted, never judged.
+
+    The watch runs this process has open are its own, not a dead process's."""
     open_states = [s.value for s in RunState if s not in TERMINAL_STATES]
+    mine = live_watch_runs()
     with write_session(db) as session:
-        runs = list(
-            session.scalars(select(Run).where(Run.sim_id == sim_id, Run.state.in_(open_states)))
-        )
+        runs = [
+            run
+            for run in session.scalars(
+                select(Run).where(Run.sim_id == sim_id, Run.state.in_(open_states))
+            )
+            if run.id not in mine
+        ]
         for run in runs:
             run.move_to(RunState.ABORTED, at=utcnow(), error="the process ended before the run")
         return len(runs)

@@ -23,12 +23,13 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.carrier import CarrierProfile
 from dialbot.db.evidence import EventRow
 from dialbot.db.findings import record_findings
-from dialbot.db.models import RunState
+from dialbot.db.models import RunState, Sim
 from dialbot.db.obligations import pending_for_sim
 from dialbot.db.runs import create_run, transition
 from dialbot.flows.history import past_orders
@@ -40,6 +41,25 @@ from dialbot.judge.classify import is_carrier, parse_notice
 from dialbot.judge.model import Finding, PastOrder, RunRecord, ServiceInfo
 from dialbot.judge.timeline import find_by_sender, notice_matches
 from dialbot.modem import IncomingMessage
+
+# Watch runs open in this process: a restart's clean-up of runs a dead process left
+# unfinished must not take them for such (a message recovered from the receipt log can
+# open one before its SIM is enrolled).
+_LIVE: set[int] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def live_watch_runs() -> frozenset[int]:
+    """Ids of the watch runs this process has open (to be judged by it, not aborted)."""
+    with _LIVE_LOCK:
+        return frozenset(_LIVE)
+
+
+def _sim_id(db: sessionmaker[Session], msisdn: str) -> int | None:
+    """The SIM's database id when it was ever enrolled (so its runs can be found again)."""
+    with db() as session:
+        found = session.scalar(select(Sim.id).where(Sim.msisdn == msisdn))
+        return int(found) if found is not None else None
 
 
 @dataclass
@@ -118,7 +138,11 @@ class Watch:
             current = self._open.get(key)
             if current is None:
                 sim_id = self._sim_ids.get(msisdn) if msisdn else None
+                if sim_id is None and msisdn:
+                    sim_id = _sim_id(self.db, msisdn)
                 info = create_run(self.db, "watch", sim_id=sim_id)
+                with _LIVE_LOCK:
+                    _LIVE.add(info.id)
                 transition(self.db, info.id, RunState.RUNNING)
                 current = _Open(info.id, Recorder(self.db, msisdn, info.id), msisdn)
                 self._open[key] = current
@@ -184,4 +208,6 @@ class Watch:
         new = [to_new_finding(f, current.sim) for f in findings]
         record_findings(self.db, current.run_id, new)
         transition(self.db, current.run_id, RunState.DONE)
+        with _LIVE_LOCK:
+            _LIVE.discard(current.run_id)
         return WatchResult(current.run_id, current.sim, findings, len(current.recorder.rows))

@@ -153,7 +153,9 @@ class Modem:
         if message.problem is not None:
             log.warning("%s: %s kept as evidence (%s)", self.port, message.problem, message.slots)
         with self._sink_lock:
-            targets = [t for t in (self._sink, self._unsolicited_sink) if t is not None]
+            # a message a dead process read belongs to no activity under way: not to a lease
+            lease = None if message.recovered else self._sink
+            targets = [t for t in (lease, self._unsolicited_sink) if t is not None]
             for target in targets or [self.unsolicited.put]:
                 try:
                     target(message)
