@@ -64,8 +64,8 @@ def fresh_database(admin_url: str, keep: bool = False) -> Iterator[str]:
 # -- ingestion ---------------------------------------------------------------------------
 
 
-def _real_pdus(sim: str) -> tuple[str, str]:
-    """A real SMS-DELIVER (from the SP to ``sim``) and SMS-SUBMIT (``sim`` to the SP) as hex."""
+def _real_pdus() -> tuple[str, str]:
+    """A real SMS-DELIVER (from the SP) and SMS-SUBMIT (to the SP) as hex."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -96,6 +96,9 @@ def _host(
     engine = make_engine(url, pool_size=pool, max_overflow=0, pool_timeout=120)
     db = sessionmaker(bind=engine, expire_on_commit=False)
     latencies: list[list[float]] = [[] for _ in range(writers)]
+    deliver, submit = _real_pdus()  # before the clock starts (imports, encoding)
+    stamp = read_pdu("/dev/bench", "SM", 0, deliver, _now()).scts
+    scts = stamp.isoformat() if stamp else None
     start = threading.Barrier(writers + 1)
     deadline = [0.0]
 
@@ -103,7 +106,6 @@ def _host(
         sim = f"139{first + i:08d}"
         mine = latencies[i]
         store = DbPduStore(db, f"bench/{first + i}", sim)
-        deliver, submit = _real_pdus(sim)
         start.wait()
         n = 0
         while time.monotonic() < deadline[0]:
@@ -112,17 +114,18 @@ def _host(
                 append_events(db, [NewEvent("sms_in" if k % 2 else "sms_out", sim=sim,
                                             peer="10660001", text=TEXT,
                                             raw="0891683108200105F0" * 4) for k in range(batch)])  # fmt: skip
-            else:
+            else:  # the received ones stored first, as one sweep's listing, then recorded
+                js = [n * batch + k for k in range(batch)]
+                items = [read_pdu("/dev/bench", "SM", j, deliver, _now()) for j in js if j % 2]
+                receipts = iter(store.store_many(items) if items else [])
                 events = []
-                for k in range(batch):
-                    if (n * batch + k) % 2:  # received: stored before the modem's delete
-                        item = read_pdu("/dev/bench", "SM", n * batch + k, deliver, _now())
-                        receipt = store.store(item)
+                for j in js:
+                    if j % 2:
+                        receipt = next(receipts)
                         store.deleted(receipt.id)
                         events.append(NewEvent("sms_in", sim=sim, peer="1065800101", text=TEXT,
                                                raw=deliver, receipts=(receipt.id,),
-                                               data={"scts": item.scts.isoformat()
-                                                     if item.scts else None}))  # fmt: skip
+                                               data={"scts": scts}))  # fmt: skip
                     else:
                         events.append(NewEvent("sms_out", sim=sim, peer="1065800101",
                                                text="TD", raw=submit))  # fmt: skip

@@ -9,6 +9,7 @@ not a publication.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -22,7 +23,6 @@ from dialbot.fleet import (
     CarrierServices,
     Fleet,
     FleetModem,
-    FleetSettings,
     SimState,
     load_inventories,
 )
@@ -54,7 +54,11 @@ def _open_fleet(config: Config, timeout: float) -> Fleet:
         banks = load_inventories(config.paths.hardware)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    settings = FleetSettings(command_timeout=timeout, backoff_initial=timeout, check_interval=3600)
+    from dialbot.flows.station import fleet_settings  # [modem] timings, --timeout over them
+
+    settings = replace(
+        fleet_settings(config, timeout), backoff_initial=timeout, check_interval=3600
+    )
     fleet_ = Fleet(banks, config.carrier, settings)
     fleet_.open(timeout=timeout * 3)
     fleet_.refresh(timeout=timeout * 4)

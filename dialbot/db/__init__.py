@@ -19,8 +19,13 @@ aborted; anything else raises ``IllegalTransition``), ``heartbeat``,
 ``stale_runs``, ``get_run``, ``upsert_sim``.
 
 Evidence (``dialbot.db.evidence``): ``append_event`` / ``append_events``
-(hash-chained, serialised), ``events_for_run``, ``events_by_id``,
+(hash-chained, serialised; an event naming ``receipts`` marks those received
+PDUs recorded in its own transaction), ``events_for_run``, ``events_by_id``,
 ``verify_chain``.
+
+Received PDUs (``dialbot.db.received``): ``DbPduStore``, the driver's receipt
+log (every PDU committed before the modem deletes it; ``left_over`` is what a
+dead process read and never recorded), ``unrecorded``.
 
 Cleanup obligations (``dialbot.db.obligations``): ``create_obligation``
 (before the order is sent), ``pending_for_sim``, ``sims_with_pending``,

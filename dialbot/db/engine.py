@@ -66,6 +66,10 @@ def make_engine(
     (``dialbot.db.outage``); a checkout blocked meanwhile may wait as long.
     """
     parsed = normalize_url(url)
+    # A fleet has a thread per modem (256 on a big host) and far fewer pooled connections:
+    # a thread waits its turn for one rather than fail after the default 30 s.
+    if parsed.database not in (None, "", ":memory:"):  # a pooled database, not a singleton
+        kwargs.setdefault("pool_timeout", max(30.0, outage_limit_s))
     if parsed.get_backend_name() == "sqlite":
         _ensure_sqlite_dir(parsed)
         engine = create_engine(parsed, **kwargs)
@@ -75,7 +79,6 @@ def make_engine(
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("application_name", "dialbot")
         kwargs.setdefault("pool_pre_ping", True)
-        kwargs.setdefault("pool_timeout", max(30.0, outage_limit_s))
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)
         outage.install(engine, outage_limit_s)
         return engine

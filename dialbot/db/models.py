@@ -267,8 +267,7 @@ class ReceivedPdu(Base):
     """A PDU as read from a modem's storage, committed before the modem deleted it.
 
     The receipt log of `dialbot.db.received`: ``event_id`` names the evidence
-    event that records it (set in that event's transaction), ``deleted_at``
-    when the modem confirmed its deletion. A row with no event after a
+    event that records it (set in that event's transaction). A row with no event after a
     restart was read by a process that died first: it is delivered again.
     """
 
@@ -292,7 +291,6 @@ class ReceivedPdu(Base):
     scts: Mapped[str | None] = mapped_column(String(40))  # ISO 8601 with the network's offset
     problem: Mapped[str | None] = mapped_column(String(200))
     read_at: Mapped[datetime] = mapped_column()
-    deleted_at: Mapped[datetime | None] = mapped_column()
     event_id: Mapped[int | None] = mapped_column(BigId)
 
 

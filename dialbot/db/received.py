@@ -3,11 +3,12 @@
 `DbPduStore` is the driver's durable `PduStore` for one modem. A PDU is
 told apart by its modem (`source`: bank and slot), its storage slot and
 the SHA-256 of its bytes (which cover the sender and the network's time
-stamp): read again before its deletion was confirmed (a failed delete, a
-process killed between storing and deleting) it is the same receipt, not
-a new message, and that survives a restart. Once deleted, an identical
+stamp): read again before its deletion (a failed delete, a process killed
+between storing and deleting) it is the same receipt, not a new message,
+and that survives a restart. Once this process deleted it, an identical
 PDU in that slot is a new message (an SP that sends a text twice is
-evidence twice).
+evidence twice); across a restart only a byte-identical PDU (same SCTS
+second) in the same slot would be taken for a re-read.
 
 Whoever records a message as evidence names its receipts
 (`NewEvent.receipts`); `append_events` sets their ``event_id`` in the same
@@ -19,8 +20,9 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, insert, literal, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.engine import write_session
@@ -41,64 +43,106 @@ def _clean(text: str | None, limit: int | None = None) -> str | None:
 
 
 class DbPduStore:
-    """One modem's receipts in the database (see the module docstring)."""
+    """One modem's receipts in the database (see the module docstring).
+
+    Which PDUs are still on the modem is known in memory (this process read
+    and has not yet deleted them); a PDU that an earlier process stored is
+    recognised in the database by its slot and bytes. One statement per PDU
+    (an insert unless an earlier process stored it), one transaction per
+    listing: the database work of a message is mostly its evidence event.
+    """
 
     def __init__(self, db: sessionmaker[Session], source: str, sim: str | None = None) -> None:
         self.db = db
         self.source = source
         self.sim = sim
-        self._deleted: list[int] = []
+        self.started = utcnow()
+        self._undeleted: dict[tuple[str, int, str], int] = {}
+        self._checked: set[str] = set()  # memories whose start-up contents were stored
         self._lock = threading.Lock()
 
     @survives_outage
     def store(self, item: StoredPdu) -> Receipt:
-        digest = item.sha256
+        return self.store_many([item])[0]
+
+    @survives_outage
+    def store_many(self, items: list[StoredPdu]) -> list[Receipt]:
+        """Commit the PDUs of one listing together (none, if it fails)."""
         with self._lock:
-            deleted, self._deleted = self._deleted, []
-        with write_session(self.db) as session:
-            if deleted:  # marked here, not in a transaction of their own (see `deleted`)
-                session.execute(
-                    update(ReceivedPdu)
-                    .where(ReceivedPdu.id.in_(deleted), ReceivedPdu.deleted_at.is_(None))
-                    .values(deleted_at=utcnow())
-                )
-            known = session.scalar(
-                select(ReceivedPdu.id).where(
-                    ReceivedPdu.source == self.source,
-                    ReceivedPdu.memory == item.memory,
-                    ReceivedPdu.slot_index == item.index,
-                    ReceivedPdu.pdu_sha256 == digest,
-                    ReceivedPdu.deleted_at.is_(None),
-                )
-            )
-            if known is not None:
-                return Receipt(int(known), False)
-            row = ReceivedPdu(
-                source=self.source,
-                sim=self.sim,
-                port=item.port,
-                memory=item.memory,
-                slot_index=item.index,
-                pdu=_clean(item.pdu) or "",
-                pdu_sha256=digest,
-                kind=item.kind[:24],
-                sender=_clean(item.sender, 32),
-                text=_clean(item.text),
-                scts=item.scts.isoformat() if item.scts else None,
-                problem=_clean(item.problem, 200),
-                read_at=item.read_at,
-            )
-            session.add(row)
-            session.flush()
-            return Receipt(int(row.id), True)
+            known = [self._undeleted.get(_key(item)) for item in items]
+        out = [Receipt(k, False) if k is not None else None for k in known]
+        todo = [(i, item) for i, item in enumerate(items) if out[i] is None]
+        if todo:
+            with self._lock:
+                fresh = [item for _, item in todo if item.memory in self._checked]
+            with write_session(self.db) as session:
+                if len(fresh) == len(todo):  # the common case: one statement for all
+                    for (i, _item), new_id in zip(
+                        todo, self._insert_new(session, fresh), strict=True
+                    ):
+                        out[i] = Receipt(new_id, True)
+                else:
+                    for i, item in todo:
+                        out[i] = self._insert(session, item)
+        receipts = [r for r in out if r is not None]
+        with self._lock:
+            for item, receipt in zip(items, receipts, strict=True):
+                self._undeleted[_key(item)] = receipt.id
+            self._checked.update(item.memory for item in items)
+        return receipts
+
+    def _insert_new(self, session: Session, items: list[StoredPdu]) -> list[int]:
+        """Insert PDUs that arrived after this process first listed their memory: an
+        earlier process cannot have stored them (it would have been listed then)."""
+        result = session.execute(
+            insert(ReceivedPdu).returning(ReceivedPdu.id, sort_by_parameter_order=True),
+            [self._values(item) for item in items],
+        )
+        return [int(i) for i in result.scalars().all()]
+
+    def _insert(self, session: Session, item: StoredPdu) -> Receipt:
+        """Insert unless an earlier process stored this PDU in this slot (read again
+        after a crash between its store and its delete)."""
+        earlier = select(ReceivedPdu.id).where(
+            ReceivedPdu.source == self.source,
+            ReceivedPdu.memory == item.memory,
+            ReceivedPdu.slot_index == item.index,
+            ReceivedPdu.pdu_sha256 == item.sha256,
+            ReceivedPdu.read_at < self.started,
+        )
+        values = self._values(item)
+        columns = ReceivedPdu.__table__.c
+        row = select(*(literal(v, type_=columns[k].type) for k, v in values.items()))
+        new_id = session.execute(
+            insert(ReceivedPdu)
+            .from_select(list(values), row.where(~exists(earlier)))
+            .returning(ReceivedPdu.id)
+        ).scalar()
+        if new_id is not None:
+            return Receipt(int(new_id), True)
+        return Receipt(int(session.execute(earlier.limit(1)).scalar_one()), False)
+
+    def _values(self, item: StoredPdu) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "sim": self.sim,
+            "port": item.port,
+            "memory": item.memory,
+            "slot_index": item.index,
+            "pdu": _clean(item.pdu) or "",
+            "pdu_sha256": item.sha256,
+            "kind": item.kind[:24],
+            "sender": _clean(item.sender, 32),
+            "text": _clean(item.text),
+            "scts": item.scts.isoformat() if item.scts else None,
+            "problem": _clean(item.problem, 200),
+            "read_at": item.read_at,
+        }
 
     def deleted(self, receipt: int) -> None:
-        """Noted now, written with the next `store` (before its duplicate check): a sweep
-        then costs one write per PDU, and a modem thread holds its lock for less. A mark
-        lost in a crash only matters to a byte-identical PDU (same SCTS second) in the same
-        slot after the restart."""
+        """The modem deleted it: an identical PDU in that slot is a new message now."""
         with self._lock:
-            self._deleted.append(receipt)
+            self._undeleted = {k: v for k, v in self._undeleted.items() if v != receipt}
 
     @survives_outage
     def left_over(self) -> list[tuple[int, StoredPdu]]:
@@ -109,6 +153,10 @@ class DbPduStore:
                 .order_by(ReceivedPdu.id)
             ).all()
             return [(int(r.id), to_stored(r)) for r in rows]
+
+
+def _key(item: StoredPdu) -> tuple[str, int, str]:
+    return (item.memory, item.index, item.sha256)
 
 
 def to_stored(row: ReceivedPdu) -> StoredPdu:

@@ -193,3 +193,9 @@ def upsert_sim(
             sim.state = state
         session.flush()
         return sim.id
+
+
+def sim_id_of(session_factory: sessionmaker[Session], msisdn: str) -> int | None:
+    """The recorded SIM's id (None: never recorded)."""
+    with session_factory() as session:
+        return session.scalar(select(Sim.id).where(Sim.msisdn == msisdn))

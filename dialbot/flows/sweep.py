@@ -30,6 +30,7 @@ from dialbot.config import Config
 from dialbot.db.catalogue import ServiceView, list_services
 from dialbot.db.models import RunState
 from dialbot.db.obligations import Obligation, pending_for_sim
+from dialbot.db.runs import sim_id_of
 from dialbot.fleet import Fleet, FleetModem, Lease, NoModemAvailable, SimState
 from dialbot.flows.model import Flow
 from dialbot.flows.recovery import CutJudged
@@ -187,8 +188,8 @@ class Sweep:
         return self.report
 
     def _run(self) -> None:
-        self.station.recover(None)  # runs of dead processes on modems whose SIM is unknown
         slots = self.ready_slots()
+        self._recover_idle(slots)
         regions = {s.bank.region for s in slots}
         for task in plan(self.services, self.flows):
             if any(reachable(task.service, r) for r in regions):
@@ -209,6 +210,19 @@ class Sweep:
             for task in self._queue:
                 self.report.not_probed.append(self._not_probed(task, "no working modem left"))
             self._queue.clear()
+
+    def _recover_idle(self, ready: list[FleetModem]) -> None:
+        """What dead processes left on SIMs this sweep will not enrol (modem not ready, SIM
+        number unknown) is judged too: recovery needs the database, not the modem."""
+        self.station.recover(None)
+        enrolled = {id(slot) for slot in ready}
+        for slot in self.fleet.slots:
+            msisdn = sim_msisdn(slot)
+            if id(slot) in enrolled or msisdn is None:
+                continue
+            sim_id = sim_id_of(self.db, msisdn)
+            if sim_id is not None:
+                self.station.recover(sim_id)
 
     def _pending(self, slot: FleetModem) -> list[Obligation]:
         msisdn = sim_msisdn(slot)

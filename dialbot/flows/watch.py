@@ -32,12 +32,13 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.carrier import CarrierProfile
 from dialbot.db.evidence import EventRow
 from dialbot.db.findings import record_findings
-from dialbot.db.models import IllegalTransition, RunState
+from dialbot.db.models import IllegalTransition, RunState, Sim
 from dialbot.db.obligations import pending_for_sim
 from dialbot.db.runs import create_run, get_run, transition
 from dialbot.errors import DialbotError
@@ -52,6 +53,13 @@ from dialbot.judge.timeline import find_by_sender, notice_matches
 from dialbot.modem import IncomingMessage
 
 log = logging.getLogger(__name__)
+
+
+def _sim_id(db: sessionmaker[Session], msisdn: str) -> int | None:
+    """The SIM's database id when it was ever enrolled (so its runs can be found again)."""
+    with db() as session:
+        found = session.scalar(select(Sim.id).where(Sim.msisdn == msisdn))
+        return int(found) if found is not None else None
 
 
 @dataclass
@@ -131,6 +139,8 @@ class Watch:
             current = self._open.get(key)
             if current is None:
                 sim_id = self._sim_ids.get(msisdn) if msisdn else None
+                if sim_id is None and msisdn:
+                    sim_id = _sim_id(self.db, msisdn)
                 info = create_run(self.db, "watch", sim_id=sim_id)
                 transition(self.db, info.id, RunState.RUNNING)
                 current = _Open(info.id, Recorder(self.db, msisdn, info.id), msisdn)

@@ -153,7 +153,9 @@ class Modem:
         if message.problem is not None:
             log.warning("%s: %s kept as evidence (%s)", self.port, message.problem, message.slots)
         with self._sink_lock:
-            targets = [t for t in (self._sink, self._unsolicited_sink) if t is not None]
+            # a message a dead process read belongs to no activity under way: not to a lease
+            lease = None if message.recovered else self._sink
+            targets = [t for t in (lease, self._unsolicited_sink) if t is not None]
             for target in targets or [self.unsolicited.put]:
                 try:
                     target(message)
@@ -211,28 +213,26 @@ class Modem:
         with self._sweep_lock:
             delivered = self._recover()
             for memory, listed, read_at in self._op(self._list_locked):
-                done: list[tuple[int, int]] = []  # (storage index, receipt)
-                failed = False
-                for index, pdu in listed:
-                    item = read_pdu(self.port, memory or "", index, pdu, read_at)
-                    try:
-                        receipt = self.store.store(item)
-                    except Exception as exc:  # the database is down: keep it on the modem
-                        self.store_error = _describe(exc)
-                        self.trace.note(f"store failed, {memory}:{index} left on the modem")
-                        log.error("%s: PDU %s:%s not stored (%s)", self.port, memory, index, exc)
-                        failed = True
-                        break
-                    self.store_error = None
+                items = [read_pdu(self.port, memory or "", i, pdu, read_at) for i, pdu in listed]
+                if not items:
+                    continue
+                try:
+                    receipts = self.store.store_many(items)
+                except Exception as exc:  # the database is down: keep them on the modem
+                    self.store_error = _describe(exc)
+                    self.trace.note(f"store failed, {len(items)} PDU(s) left on the modem")
+                    log.error("%s: %d PDU(s) not stored (%s)", self.port, len(items), exc)
+                    return delivered
+                self.store_error = None
+                for item, receipt in zip(items, receipts, strict=True):
                     if receipt.new:
                         for message in self.inbox.add(item, receipt.id):
                             self._deliver(message)
                             delivered += 1
-                    done.append((index, receipt.id))
-                if done:
-                    self._op(partial(self._delete_locked, memory=memory, done=done))
-                if failed:
-                    return delivered
+                done = [
+                    (item.index, receipt.id) for item, receipt in zip(items, receipts, strict=True)
+                ]
+                self._op(partial(self._delete_locked, memory=memory, done=done))
             for message in self.inbox.expire():
                 self._deliver(message)
                 delivered += 1

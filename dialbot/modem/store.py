@@ -38,6 +38,10 @@ class PduStore(Protocol):
         read twice). Raises when it could not be committed."""
         ...
 
+    def store_many(self, items: list[StoredPdu]) -> list[Receipt]:
+        """`store` for the PDUs of one listing, committed together (or not at all)."""
+        ...
+
     def deleted(self, receipt: int) -> None:
         """The PDU was deleted from the modem: an identical PDU later is a new message."""
         ...
@@ -63,6 +67,9 @@ class MemoryStore:
             self._next += 1
             self._undeleted[key] = self._next
             return Receipt(self._next, True)
+
+    def store_many(self, items: list[StoredPdu]) -> list[Receipt]:
+        return [self.store(item) for item in items]
 
     def deleted(self, receipt: int) -> None:
         with self._lock:

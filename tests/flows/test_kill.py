@@ -2,8 +2,9 @@
 
 The virtual bank lives in the test process, so the network (and what the
 SPs did to the SIMs) survives the robot's death, as a real one would. After
-each kill a new sweep must first discharge what the dead one left: aborted
-runs are closed, obligations discharged, no SIM stays subscribed, the
+each kill a new sweep must first discharge what the dead one left: its runs
+are aborted and judged on what they saw (only the rules that need nothing
+else), obligations discharged, no SIM stays subscribed, the
 evidence chain verifies, and the findings are exactly those of the world.
 """
 
@@ -24,6 +25,7 @@ from dialbot.db.evidence import verify_chain
 from dialbot.db.models import CleanupObligation, Run
 from dialbot.db.obligations import sims_with_pending
 from dialbot.db.types import utcnow
+from dialbot.flows.recovery import DEAD
 
 
 def _sweep_process(config: Path) -> subprocess.Popen[bytes]:
@@ -74,12 +76,17 @@ def test_killed_sweeps_leave_nothing_behind(tmp_path: Path, flow_db: str | None)
         got = by_service(report)
         assert {k: got.get(k, set()) for k in expected} == expected
         assert set(got) <= set(expected)
-        assert sims_with_pending(rig.db) == []
+        assert sims_with_pending(rig.db) == [], (report.benched, report.pending)
         assert rig.subscribed() == {}
         assert verify_chain(rig.db).ok
         with rig.db() as session:
             left = session.scalars(select(Run).where(Run.state.in_(["planned", "running"]))).all()
-            assert left == []
+            assert [
+                (r.id, r.flow, r.state, r.sim_id, r.owner_pid, r.created_at) for r in left
+            ] == []
             aborted = session.scalars(select(Run).where(Run.state == "aborted")).all()
             assert len(aborted) >= killed_runs  # at least those of each kill
             assert all(r.ended_at is not None and r.ended_at <= utcnow() for r in aborted)
+            # each was judged on what it saw, once, by the restart (issue 13 item 2)
+            assert all(r.judged_at is not None and (r.error or "").startswith(DEAD)
+                       for r in aborted)  # fmt: skip

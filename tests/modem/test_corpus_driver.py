@@ -67,10 +67,11 @@ class RecordingStore(MemoryStore):
         self.items: list[StoredPdu] = []
         self.commands_at_store: list[list[str]] = []
 
-    def store(self, item: StoredPdu) -> Receipt:
-        self.items.append(item)
-        self.commands_at_store.append(list(self.fake.commands))
-        return super().store(item)
+    def store_many(self, items: list[StoredPdu]) -> list[Receipt]:
+        for item in items:
+            self.items.append(item)
+            self.commands_at_store.append(list(self.fake.commands))
+        return super().store_many(items)
 
 
 @pytest.fixture

@@ -25,11 +25,11 @@ class FlakyStore(MemoryStore):
         super().__init__()
         self.failures = failures
 
-    def store(self, item: StoredPdu) -> Receipt:
+    def store_many(self, items: list[StoredPdu]) -> list[Receipt]:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("database unreachable")
-        return super().store(item)
+        return super().store_many(items)
 
 
 @pytest.fixture

@@ -38,7 +38,6 @@ def upgrade() -> None:
         sa.Column("scts", sa.String(40), nullable=True),
         sa.Column("problem", sa.String(200), nullable=True),
         sa.Column("read_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("event_id", BigId, nullable=True),
     )
     op.create_index(
