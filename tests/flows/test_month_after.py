@@ -261,3 +261,31 @@ def test_a_night_looks_at_followed_sims_before_their_hygiene(tmp_path: Path) -> 
         [ob] = orders_of_sim(rig.db, info.msisdn, ["902001"])
         assert ob.followed_at is not None and ob.pending
         assert len(rig.subscribed()) == 1, "kept: the horizon is weeks away"
+
+
+def test_a_defect_in_a_follow_up_ends_it_and_its_orders_stay_to_follow(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A defect ends the follow-up (aborted), never the night; the next one judges."""
+    import dialbot.flows.follow as follow_module
+
+    data = world()
+    data["bank"]["modems"] = 1
+    with serve(tmp_path / "defect", data) as rig, rig.fleet() as (fleet, sink):
+        month = Month(rig, fleet, sink)
+        with month.lease(0) as lease:
+            kept = month.station.probe(lease, month.sims[0], keep_flow(), month.views["M0"])
+            assert kept.completed
+            real = follow_module.look
+
+            def broken(*args: Any, **kwargs: Any) -> datetime:
+                raise RuntimeError("a defect")
+
+            monkeypatch.setattr(follow_module, "look", broken)
+            out = month.station.follow(lease, month.sims[0])
+            assert out is not None and out.state.value == "aborted"
+            assert "a defect" in (out.error or "")
+            assert sims_following(rig.db) == [month.sims[0].msisdn]
+            monkeypatch.setattr(follow_module, "look", real)
+            again = month.station.follow(lease, month.sims[0])
+            assert again is not None and again.state.value == "done"
