@@ -56,6 +56,33 @@ class CallResult:
     duration_s: float = 2.0  # the far end hangs up after this long, unless the handset does
 
 
+@dataclass(frozen=True)
+class HttpRequest:
+    """An HTTP request as a modem's stack puts it on the air.
+
+    `apn` is the bearer it travels on; `via` the host:port the module
+    connects to (the proxy, or the URL's own host when no proxy is set);
+    `url` the absolute URL asked for.
+    """
+
+    apn: str
+    via: str
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """What came back: a response, or why none did (`error`: "dns", "network", "socket")."""
+
+    status: int = 0
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    error: str | None = None
+
+
 class NetworkPort(Protocol):
     """What a virtual modem may ask of the network (implemented by `network`)."""
 
@@ -73,4 +100,8 @@ class NetworkPort(Protocol):
 
     def dial(self, msisdn: str, number: str) -> CallResult:
         """A voice call from msisdn to number."""
+        ...
+
+    def http(self, msisdn: str, request: HttpRequest) -> HttpResult:
+        """An HTTP request over the data bearer (only the carrier's WAP gateway answers)."""
         ...

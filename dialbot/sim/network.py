@@ -20,8 +20,9 @@ import random
 from typing import Any
 
 from dialbot.sim.carrier import Account, Carrier
-from dialbot.sim.contracts import CallResult, Handset, Scheduler
+from dialbot.sim.contracts import CallResult, Handset, HttpRequest, HttpResult, Scheduler
 from dialbot.sim.sps import SpAgent
+from dialbot.sim.wap import WapGateway
 from dialbot.sim.world import Service, Sp, World
 
 KEYWORD_KINDS = ("subscribe", "use", "cancel")
@@ -61,6 +62,7 @@ class Network:
         self.by_access: dict[str, list[SpAgent]] = {}
         for index, sp in enumerate(world.sps):
             self._add_sp(index, sp)
+        self.wap = WapGateway(world, self.carrier, self._account)
         if any(
             s.behaviour.spam_per_night or s.behaviour.unsolicited_subscribe
             for sp in world.sps
@@ -74,6 +76,8 @@ class Network:
         )
         self.agents[sp.code] = agent
         for service in sp.services:
+            if not service.access:
+                continue  # a WAP service without an SMS side
             owners = self.by_access.setdefault(service.access, [])
             if agent not in owners:
                 owners.append(agent)
@@ -127,6 +131,14 @@ class Network:
         else:
             result = CallResult(answered=False)
         self._record(account, "mo", "call", to, "answered" if result.answered else "no answer")
+        return result
+
+    def http(self, msisdn: str, request: HttpRequest) -> HttpResult:
+        """A request over the data bearer: only the carrier's WAP gateway answers."""
+        account = self._account(normalize_number(msisdn))
+        result = self.wap.request(account.msisdn, request)
+        outcome = result.error or str(result.status)
+        self._record(account, "mo", "http", request.url, f"{request.method} {outcome}")
         return result
 
     # --- delivery -----------------------------------------------------------------------
