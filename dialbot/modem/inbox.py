@@ -20,7 +20,15 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from gsmmodem.exceptions import EncodingError
-from gsmmodem.pdu import Concatenation, decodeSmsPdu
+from gsmmodem.pdu import Concatenation, PortAddress, decodeSmsPdu
+
+from dialbot.modem.wsp import (
+    SI_CONTENT_TYPE,
+    WAP_PUSH_PORT,
+    WspError,
+    decode_push,
+    decode_si,
+)
 
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 _CMGL = re.compile(r"^\+CMGL:\s*(\d+),\s*(\d+),")
@@ -38,6 +46,45 @@ class IncomingMessage:
     parts: int = 1
     complete: bool = True
     raw: tuple[str, ...] = ()
+    wap_push: WapPushInfo | None = None  # set when the message is a WAP PUSH (port 2948)
+
+
+@dataclass(frozen=True)
+class WapPushInfo:
+    """A push as decoded; `error` says why not when it could not be (raw PDUs stay)."""
+
+    content_type: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    href: str | None = None
+    text: str = ""
+    si_id: str | None = None
+    body_hex: str = ""
+    error: str | None = None
+
+
+def decode_wap_push(payload: bytes) -> WapPushInfo:
+    """WSP envelope, and the SI inside when it is one; never raises."""
+    try:
+        push = decode_push(payload)
+    except WspError as exc:
+        return WapPushInfo(body_hex=payload.hex(), error=f"WSP: {exc}")
+    info = WapPushInfo(push.content_type, push.headers, body_hex=push.body.hex())
+    if push.content_type != SI_CONTENT_TYPE:
+        return info
+    try:
+        si = decode_si(push.body)
+    except WspError as exc:
+        return WapPushInfo(
+            push.content_type, push.headers, body_hex=push.body.hex(), error=f"SI: {exc}"
+        )
+    return WapPushInfo(push.content_type, push.headers, si.href, si.text, si.si_id, push.body.hex())
+
+
+def push_text(info: WapPushInfo) -> str:
+    """What a handset would show for a push (the SI text and link), for text-based rules."""
+    if info.error is not None or info.content_type != SI_CONTENT_TYPE:
+        return f"[WAP PUSH {info.content_type or 'undecodable'}]"
+    return " ".join(part for part in (info.text, info.href or "") if part)
 
 
 @dataclass
@@ -47,6 +94,7 @@ class _Pending:
     first_seen: float
     sent_at: datetime
     parts: dict[int, tuple[str, str]] = field(default_factory=dict)  # number -> (text, pdu)
+    wap: bool = False  # addressed to the WAP push port: text holds the raw octets
 
 
 def parse_cmgl(lines: Iterable[str]) -> list[tuple[int, str]]:
@@ -96,12 +144,16 @@ class Inbox:
         text = str(decoded.get("text") or "")
         sent = decoded.get("time")
         sent_at = sent.astimezone(self.tz) if isinstance(sent, datetime) else now
-        concat = next((ie for ie in decoded.get("udh", []) if isinstance(ie, Concatenation)), None)
+        udh = decoded.get("udh", [])
+        concat = next((ie for ie in udh if isinstance(ie, Concatenation)), None)
+        ports = next((ie for ie in udh if isinstance(ie, PortAddress)), None)
+        wap = ports is not None and int(ports.destination) == WAP_PUSH_PORT
         if concat is None or concat.parts <= 1:
-            return [IncomingMessage(sender, text, sent_at, now, self.port, raw=(pdu,))]
+            pending = _Pending(sender, 1, time.monotonic(), sent_at, {1: (text, pdu)}, wap)
+            return [self._join(pending, now, complete=True)]
         key = (sender, int(concat.reference), int(concat.parts))
         pending = self._pending.setdefault(
-            key, _Pending(sender, int(concat.parts), time.monotonic(), sent_at)
+            key, _Pending(sender, int(concat.parts), time.monotonic(), sent_at, wap=wap)
         )
         pending.parts[int(concat.number)] = (text, pdu)
         if len(pending.parts) < pending.total:
@@ -121,13 +173,22 @@ class Inbox:
 
     def _join(self, pending: _Pending, now: datetime, complete: bool) -> IncomingMessage:
         numbers = sorted(pending.parts)
+        text = "".join(pending.parts[n][0] for n in numbers)
+        push = None
+        if pending.wap:
+            # 8-bit user data comes from the library one character per octet
+            push = decode_wap_push(text.encode("latin-1", errors="replace"))
+            if not complete:
+                push = WapPushInfo(body_hex=push.body_hex, error="parts missing")
+            text = push_text(push)
         return IncomingMessage(
             sender=pending.sender,
-            text="".join(pending.parts[n][0] for n in numbers),
+            text=text,
             sent_at=pending.sent_at,
             received_at=now,
             port=self.port,
             parts=pending.total,
             complete=complete,
             raw=tuple(pending.parts[n][1] for n in numbers),
+            wap_push=push,
         )

@@ -46,6 +46,10 @@ class Handset(Protocol):
         """A network-initiated or late USSD reply (+CUSD unsolicited)."""
         ...
 
+    def deliver_wap_push(self, sender: str, href: str, text: str, sent_at: datetime) -> None:
+        """A WAP PUSH Service Indication (the device encodes it as SMS to port 2948)."""
+        ...
+
 
 @dataclass(frozen=True)
 class CallResult:

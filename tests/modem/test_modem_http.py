@@ -154,3 +154,17 @@ def test_sms_still_works_after_http(bank: VirtualBank, modems: list[Modem], tmp_
     modem.http("GET", ENTRY, PROFILE)
     health = modem.health()
     assert health.sim_ready and health.registered
+
+
+def test_wap_push_reaches_the_driver_decoded(bank: VirtualBank, modems: list[Modem]) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    modem = modems[2]  # a Huawei: pushes reach modems that cannot browse too
+    device = bank.devices[2]
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    bank.call(lambda: device.deliver_wap_push("1065790", ENTRY, "免费笑话，点击进入", now))
+    message = modem.unsolicited.get(timeout=10)
+    assert message.wap_push is not None and message.wap_push.error is None
+    assert (message.wap_push.href, message.wap_push.text) == (ENTRY, "免费笑话，点击进入")
+    assert message.parts == 2 and len(message.raw) == 2

@@ -218,3 +218,16 @@ def test_world_file_reads_wap_keys(tmp_path: Path) -> None:
     data["bank"]["slots"] = {1: {"faults": {"http_error": 500}}}
     with pytest.raises(WorldError, match="http_error"):
         load_world(write_world(tmp_path, data))
+
+
+def test_wap_push_per_night_goes_to_sims_not_subscribed(tmp_path: Path) -> None:
+    data = wap_world({"wap_push_per_night": 2})
+    data["night_s"] = 10
+    r = rig(tmp_path, data)
+    confirm = get(r, location(get(r, ENTRY + "/order", slot=2)), slot=2)
+    get(r, links(confirm)["确认订购"], slot=2)  # SIM 2 subscribes; SIM 1 never does
+    r.clock.advance(10.5)
+    pushes = r.phones[0].pushes
+    assert len(pushes) == 2 and all(href == ENTRY for _, href, _ in pushes)
+    assert r.phones[1].pushes == []
+    assert [m["kind"] for m in r.truth()["messages"]].count("wap_push") == 2
