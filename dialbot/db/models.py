@@ -31,7 +31,20 @@ from dialbot.errors import DialbotError
 
 BILLING_TYPES = ("monthly", "per_use")
 CHANNELS = ("sms", "wap", "mms", "ivr")  # spec/channels.md §1
-EVENT_KINDS = ("sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note")
+EVENT_KINDS = (
+    "sms_out",
+    "sms_in",
+    "balance",
+    "subscriptions",
+    "ussd",
+    "modem_fault",
+    "note",
+    # spec/channels.md §8
+    "http",
+    "wap_push",
+    "mms",
+    "call",
+)
 SEVERITIES = ("critical", "major", "minor", "quality")
 GENESIS_HASH = "0" * 64
 # Every module that declares tables on ``Base``: alembic autogenerate and the
