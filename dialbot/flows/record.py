@@ -81,6 +81,12 @@ class Recorder:
             data={"purpose": purpose},
         )
 
+    def http(
+        self, url: str, status: int, body: str, at: datetime, data: dict[str, Any]
+    ) -> EventRow:
+        """One HTTP response (the body verbatim up to the caller's bound; SP text is untrusted)."""
+        return self._append("http", at=at, peer=str(status), text=body, data={"url": url, **data})
+
     def sms_in(self, message: IncomingMessage, **extra: Any) -> EventRow:
         data: dict[str, Any] = {
             "sent_at": message.sent_at.isoformat(),
@@ -88,9 +94,20 @@ class Recorder:
             "complete": message.complete,
             "port": message.port,
         }
+        push = message.wap_push
+        if push is not None:
+            data["wap_push"] = {
+                "content_type": push.content_type,
+                "headers": [list(h) for h in push.headers],
+                "href": push.href,
+                "text": push.text,
+                "si_id": push.si_id,
+                "body_hex": push.body_hex,
+                "error": push.error,
+            }
         data.update(extra)
         return self._append(
-            "sms_in",
+            "wap_push" if push is not None else "sms_in",
             at=message.received_at,
             peer=message.sender,
             text=message.text,
@@ -138,12 +155,14 @@ def to_judge_event(row: EventRow) -> Event:
     items: tuple[ListedItem, ...] | None = None
     if row.kind == "subscriptions" and isinstance(data.get("items"), list):
         items = tuple(ListedItem(str(i["service"]), str(i.get("sp", ""))) for i in data["items"])
+    kind = "sms_in" if row.kind == "wap_push" else row.kind  # a push is a message on the handset
     return Event(
         id=row.id,
         at=row.at,
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=kind,  # type: ignore[arg-type]
         peer=row.peer or "",
         text=row.text or "",
         balance_fen=int(balance) if isinstance(balance, int) else None,
         items=items,
+        data=data if row.kind == "http" else None,
     )

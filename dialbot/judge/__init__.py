@@ -18,6 +18,7 @@ from dialbot.judge.model import (
     ServiceInfo,
 )
 from dialbot.judge.rules import RULES, SEVERITY, Case
+from dialbot.judge.rules_wap import judge_wap
 from dialbot.judge.timeline import build, intruders
 
 __all__ = [
@@ -37,6 +38,8 @@ def judge(run: RunRecord) -> list[Finding]:
     """Every violation the run's evidence proves, in the order they were observed."""
     if run.infra_failed:
         return []
+    if run.flow == "wap":
+        return judge_wap(run)
     tl = build(run)
     found = intruders(tl)
     expected = 0

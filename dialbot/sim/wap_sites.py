@@ -141,7 +141,10 @@ class WapSite:
         if self.service.billing == "monthly" and not self.subscribed(account):
             return html(200, self.service.name, ["您尚未订购本业务。", link(self.url(), "返回")])
         if self.service.billing == "per_use":
-            return self.order(account)
+            price = f"本内容按次收费，资费：{price_text(self.service)}"
+            return html(
+                200, self.service.name, [price, link(self.url("/order"), self.service.subscribe)]
+            )
         return self.content_page()
 
     def content_page(self) -> HttpResult:
