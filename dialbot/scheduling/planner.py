@@ -59,6 +59,11 @@ class ServiceInfo:
     last_flow: str | None = None
     changed_at: datetime | None = None  # last catalogue change
     recent_findings: int = 0  # recent findings against its SP
+    channel: str = "sms"  # wap services get only the `wap` flow, and it only them
+
+    @property
+    def flow_key(self) -> str:
+        return flow_key(self.channel, self.billing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +198,14 @@ def _risk(service: ServiceInfo) -> float:
     return score
 
 
+WAP_FLOW = "wap"
+
+
+def flow_key(channel: str, billing: str) -> str:
+    """Flows are applicable per billing type, and WAP ones only to WAP services."""
+    return f"wap:{billing}" if channel == "wap" else billing
+
+
 def _pick_flow(service: ServiceInfo, applicable: Sequence[str]) -> str:
     """The flow after the one used last time, so a service meets every flow in turn."""
     if service.last_flow in applicable:
@@ -207,14 +220,15 @@ def _candidates(
     covered ones (rotation fillers); the flows per billing type."""
     by_billing: dict[str, list[str]] = {}
     for flow in spec.flows:
+        channel = "wap" if flow == WAP_FLOW else "sms"
         for billing in spec.flow_billing.get(flow, ()):
-            by_billing.setdefault(billing, []).append(flow)
+            by_billing.setdefault(flow_key(channel, billing), []).append(flow)
     due: list[tuple[float, float, int, ServiceInfo]] = []
     risky: list[tuple[float, int, ServiceInfo]] = []
     no_flow = 0
     covered: list[ServiceInfo] = []
     for service in services:
-        if service.billing not in by_billing:
+        if service.flow_key not in by_billing:
             no_flow += 1
             continue
         risk = _risk(service)
@@ -238,7 +252,7 @@ def _candidates(
     ordered += [(TIER_AHEAD, row[3]) for row in extra if row[1] >= 0]
     result: list[_Candidate] = []
     for rank, (tier, service) in enumerate(ordered):
-        flow = _pick_flow(service, by_billing[service.billing])
+        flow = _pick_flow(service, by_billing[service.flow_key])
         duration = float(spec.flow_seconds.get(flow, 0.0))
         result.append(_Candidate(rank, service, flow, duration, tier))
     return result, covered, by_billing
@@ -264,7 +278,7 @@ class _Fillers:
         """The longest-unprobed covered service of another SP this lane may run now."""
         for _ in range(min(SCAN_LIMIT, len(self.queue))):
             service = self.queue.popleft()
-            flow = _pick_flow(service, self.by_billing[service.billing])
+            flow = _pick_flow(service, self.by_billing[service.flow_key])
             cand = _Candidate(self.rank, service, flow,
                               float(self.spec.flow_seconds.get(flow, 0.0)), TIER_ROTATION)  # fmt: skip
             if service.sp_code != lane.last_sp and ok(cand):
