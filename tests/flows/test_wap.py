@@ -8,10 +8,14 @@ probe; a module error or a dropped bearer is an infrastructure failure.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flowrig import serve
+
+from dialbot.reporting.period import period_of
+from dialbot.reporting.publish import publish_period
 
 # service code -> (behaviour, billing, findings it must produce)
 WAP: dict[str, tuple[dict[str, Any], str, set[str]]] = {
@@ -72,6 +76,11 @@ def test_every_wap_behaviour_gives_exactly_its_findings(tmp_path: Path) -> None:
             if e["reason"] == "data_traffic"
         ]
         assert traffic  # the carrier did bill traffic, and no finding counted it
+        publish_period(rig.db, period_of(datetime.now(UTC)), tmp_path / "reports")
+        (page,) = (tmp_path / "reports").rglob("sp/902001.html")
+        html = page.read_text(encoding="utf-8")
+        assert "&lt;a href=" in html and '<a href="http://wap.sp' not in html  # SP pages escaped
+        assert "强制跳转订购" in html and "诱导订购链接" in html
 
 
 def test_module_errors_and_dropped_bearers_are_infrastructure_failures(tmp_path: Path) -> None:

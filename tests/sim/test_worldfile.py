@@ -37,18 +37,7 @@ def test_demo_world_is_rich_enough() -> None:
     assert all(s.behaviour.latency_ms[1] <= 200 for s in services)
 
 
-# The demo world gains its WAP services with the robot's WAP probes (issue 10, stage 4).
-WAP_KNOBS = {
-    "subscribe_on_visit",
-    "auto_redirect_to_order",
-    "misleading_link",
-    "skips_carrier_confirm",
-    "page_omits_price",
-    "wap_push_per_night",
-}
-
-
-@pytest.mark.parametrize("knob", [f.name for f in fields(Behaviour) if f.name not in WAP_KNOBS])
+@pytest.mark.parametrize("knob", [f.name for f in fields(Behaviour)])
 def test_demo_world_uses_every_knob(knob: str) -> None:
     world = load_world(demo_world_path())
     default = getattr(Behaviour(), knob)
@@ -293,6 +282,8 @@ def test_catalog_has_exactly_the_spec_columns_and_no_behaviour() -> None:
             "cancel_cmd",
             "use_cmd",
             "region",
+            "channel",
+            "url",
         )
     )
     text = out.getvalue()
