@@ -75,6 +75,7 @@ class SimInfo:
     region: str | None = None  # its bank's region; None: nationwide
     balance_fen: int | None = None
     last_sp: str | None = None  # SP of the last probe this SIM ran
+    data: str | None = None  # fleet `data`: "http" when its modem browses (WAP/MMS probes)
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ def _risk(service: ServiceInfo) -> float:
 
 
 WAP_FLOW = "wap"
+DATA_CHANNELS = ("wap", "mms")
 
 
 def flow_key(channel: str, billing: str) -> str:
@@ -397,6 +399,8 @@ def _fits(
     region = cand.service.region
     if region is not None and lane.sim.region not in (None, region):
         return False
+    if cand.service.channel in DATA_CHANNELS and lane.sim.data != "http":
+        return False  # WAP and MMS probes only on modems that can browse
     if now + cand.duration > window:
         return False
     return _active(running.get(cand.service.sp_code), now) < limit
