@@ -46,13 +46,24 @@ class SimcomHttp(HttpFamily):
         return _expect_ok(self.link.run(command, timeout), command)
 
     def _attach(self) -> None:
+        """Bearer up, and one HTTP session whose fixed parameters are set once."""
         status = self.link.run("AT+SAPBR=2,1", COMMAND_S)
-        if any(line.startswith("+SAPBR: 1,1,") for line in status.lines):
-            return
-        apn = check_token(self.profile.apn, "APN")
-        self._cmd('AT+SAPBR=3,1,"CONTYPE","GPRS"')
-        self._cmd(f'AT+SAPBR=3,1,"APN","{apn}"')
-        self._cmd("AT+SAPBR=1,1", self.limits.bearer_timeout_s)
+        if not any(line.startswith("+SAPBR: 1,1,") for line in status.lines):
+            apn = check_token(self.profile.apn, "APN")
+            self._cmd('AT+SAPBR=3,1,"CONTYPE","GPRS"')
+            self._cmd(f'AT+SAPBR=3,1,"APN","{apn}"')
+            self._cmd("AT+SAPBR=1,1", self.limits.bearer_timeout_s)
+        self.link.run("AT+HTTPTERM", COMMAND_S)  # a session left open by a failed request
+        self._cmd("AT+HTTPINIT")
+        host, port = self.proxy
+        for command in (
+            'AT+HTTPPARA="CID",1',
+            f'AT+HTTPPARA="PROIP","{check_token(host, "proxy")}"',
+            f'AT+HTTPPARA="PROPORT",{int(port)}',
+            'AT+HTTPPARA="REDIR",0',
+            f'AT+HTTPPARA="UA","{check_token(self.user_agent, "user agent")}"',
+        ):
+            self._cmd(command)
 
     def _detach(self) -> None:
         try:
@@ -64,18 +75,7 @@ class SimcomHttp(HttpFamily):
     def _request(
         self, method: str, url: str, body: bytes, content_type: str, deadline: float
     ) -> RawResult:
-        self.link.run("AT+HTTPTERM", COMMAND_S)  # a session left open by a failed request
-        self._cmd("AT+HTTPINIT")
-        host, port = self.proxy
-        for command in (
-            'AT+HTTPPARA="CID",1',
-            f'AT+HTTPPARA="URL","{url}"',
-            f'AT+HTTPPARA="PROIP","{check_token(host, "proxy")}"',
-            f'AT+HTTPPARA="PROPORT",{int(port)}',
-            'AT+HTTPPARA="REDIR",0',
-            f'AT+HTTPPARA="UA","{check_token(self.user_agent, "user agent")}"',
-        ):
-            self._cmd(command)
+        self._cmd(f'AT+HTTPPARA="URL","{url}"')
         if method == "POST":
             self._cmd(f'AT+HTTPPARA="CONTENT","{content_type}"')
             prompt = self.link.run(f"AT+HTTPDATA={len(body)},10000", COMMAND_S, ("DOWNLOAD",))
@@ -101,7 +101,6 @@ class SimcomHttp(HttpFamily):
             if not chunk:
                 break
             body_out += chunk
-        self.link.run("AT+HTTPTERM", COMMAND_S)
         return RawResult(status, head, bytes(body_out), size, truncated=size > len(body_out))
 
     def _read(self, command: str, header: str) -> bytes:
