@@ -95,3 +95,20 @@ def test_module_errors_and_dropped_bearers_are_infrastructure_failures(tmp_path:
         assert report.findings == []
         assert report.outcomes == [] and report.not_probed
         assert rig.subscribed() == {}
+
+
+def test_probe_cli_browses_a_wap_service(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dialbot.cli import cli
+
+    data = wap_world({1: {"dialect": "huawei"}, 2: {"dialect": "simcom"}})
+    with serve(tmp_path, data) as rig:
+        config = str(rig.config.source)
+        runner = CliRunner()
+        caught = runner.invoke(cli, ["--config", config, "probe", "902001", "W3"])
+        assert caught.exit_code == 1, caught.output
+        assert "FORCED_REDIRECT" in caught.output and "⇄ 302" in caught.output
+        clean = runner.invoke(cli, ["--config", config, "probe", "902001", "W0"])
+        assert clean.exit_code == 0, clean.output
+        assert rig.subscribed() == {}
