@@ -133,3 +133,20 @@ def test_order_page_without_price() -> None:
     run = Run()
     run.page("open", 1, links=[["订购", "http://wap.a.example/j/order"]], price_shown=False)
     assert run.judge() == {"PROMPT_INCOMPLETE"}
+
+
+def test_unsolicited_push_is_attributed_by_its_link() -> None:
+    push = Event(
+        1, T0, "sms_in", peer="10657902001", text="免费笑话，点击进入 http://wap.a.example/j"
+    )
+    record = RunRecord(
+        run_id=1,
+        flow="watch",
+        events=(push,),
+        observed_until=T0 + timedelta(minutes=5),
+        catalogue=(SERVICE,),
+    )
+    findings = judge(record)
+    assert [(f.code, f.sp_code, f.service_code) for f in findings] == [
+        ("UNSOLICITED_MESSAGE", "902001", "W1")
+    ]
