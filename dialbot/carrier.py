@@ -12,8 +12,16 @@ from typing import Any
 from dialbot.errors import ConfigError
 
 REGEX_KEYS = frozenset(
-    {"balance_reply", "subscriptions_none", "subscriptions_item", "subscriptions_reply", "notices"}
+    {
+        "balance_reply",
+        "subscriptions_none",
+        "subscriptions_item",
+        "subscriptions_reply",
+        "notices",
+        "wap_confirm",
+    }
 )
+INT_KEYS = frozenset({"mo_sms_fee_fen", "data_fee_fen_per_kb"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,19 @@ class CarrierProfile:
     notices: str = r"(?:订购|点播|扣费|计费|消费)提醒"
     confirm_reply: str = "Y"
     mo_sms_fee_fen: int = 0
+    # Data (spec/channels.md §2): WAP goes through the carrier's gateway on this APN.
+    apn: str = "cmwap"
+    wap_proxy: str = "10.0.0.172:80"
+    wap_confirm: str = r"二次确认"
+    data_fee_fen_per_kb: int = 0
+
+    @property
+    def proxy_host_port(self) -> tuple[str, int]:
+        """`wap_proxy` split into host and port (port 80 when none is given)."""
+        host, _, port = self.wap_proxy.rpartition(":")
+        if not host or not port.isdigit():
+            return self.wap_proxy, 80
+        return host, int(port)
 
     @property
     def balance_by_ussd(self) -> bool:
@@ -68,7 +89,7 @@ class CarrierProfile:
         for key, value in data.items():
             if key not in known:
                 raise ConfigError(file, f"{where}.{key}", "unknown key")
-            want = int if key == "mo_sms_fee_fen" else str
+            want = int if key in INT_KEYS else str
             if want is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(file, f"{where}.{key}", "must be an integer (fen)")
             if want is int and value < 0:

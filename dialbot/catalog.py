@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialbot.csvsafe import unneutralise
 from dialbot.db.catalogue import ImportResult, apply_entries
 from dialbot.db.engine import write_session
-from dialbot.db.models import BILLING_TYPES
+from dialbot.db.models import BILLING_TYPES, CHANNELS
 from dialbot.errors import CatalogError
 
 REQUIRED = (
@@ -36,7 +36,7 @@ REQUIRED = (
     "price",
     "subscribe_cmd",
 )
-OPTIONAL = ("sp_hotline", "cancel_cmd", "use_cmd", "region")
+OPTIONAL = ("sp_hotline", "cancel_cmd", "use_cmd", "region", "channel", "url")
 KNOWN = REQUIRED + OPTIONAL
 MAX_REPORTED = 20
 
@@ -44,6 +44,10 @@ _CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _ACCESS = re.compile(r"[0-9]{3,20}")
 _HOTLINE = re.compile(r"[0-9](?:[0-9-]{0,30}[0-9])?")
 _PRICE = re.compile(r"[0-9]{1,7}(?:\.[0-9]+)?")
+# An absolute http:// URL of printable ASCII without quotes: it ends up in a quoted AT parameter.
+_URL = re.compile(r"http://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][\x21-\x7e]*)?")
+# Columns a channel may leave empty (spec/channels.md §1: a WAP order is a link, not a keyword).
+_EMPTY_ALLOWED = {"wap": frozenset({"access_number"})}
 _CONTROL_NAMES = {"\r": "CR", "\n": "LF", "\x1a": "Ctrl-Z", "\x1b": "ESC", "\t": "TAB", "\0": "NUL"}
 _BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 _LIMITS = {"sp_name": 200, "service_name": 200, "region": 64}
@@ -67,6 +71,8 @@ class CatalogEntry:
     cancel_cmd: str | None
     use_cmd: str | None
     region: str | None
+    channel: str = "sms"
+    url: str | None = None
     present: frozenset[str] = frozenset(OPTIONAL)
 
 
@@ -198,14 +204,26 @@ def _entry(
     """Validate one row; append its problems and return None when it has any."""
     before = len(problems)
     values: dict[str, str | None] = {}
+    channel = (raw.get("channel") or "").strip().lower() or "sms"
+    may_be_empty = _EMPTY_ALLOWED.get(channel, frozenset())
     for name in KNOWN:
         if name not in raw:
             values[name] = None
             continue
         try:
+            if name in may_be_empty and not raw[name].strip():
+                values[name] = None
+                continue
             values[name] = _field(name, raw[name])
         except ValueError as exc:
             problems.append(CatalogError(file, f"line {line}, column {name}", str(exc)))
+    if channel == "wap" and not values.get("url") and before == len(problems):
+        reason = "required for wap services (the entry page)"
+        problems.append(CatalogError(file, f"line {line}, column url", reason))
+    elif channel != "wap" and values.get("url"):
+        problems.append(
+            CatalogError(file, f"line {line}, column url", "only wap services have a url")
+        )
     price_fen = 0
     if values.get("price") is not None:
         try:
@@ -214,6 +232,7 @@ def _entry(
             problems.append(CatalogError(file, f"line {line}, column price", str(exc)))
     if (
         values.get("billing") == "monthly"
+        and channel != "wap"  # cancelled through the carrier's list when the SP has no keyword
         and not values.get("cancel_cmd")
         and before == len(problems)
     ):
@@ -235,6 +254,8 @@ def _entry(
         cancel_cmd=values["cancel_cmd"],
         use_cmd=values["use_cmd"],
         region=values["region"],
+        channel=values["channel"] or "sms",
+        url=values["url"],
         present=frozenset(name for name in OPTIONAL if name in raw),
     )
 
@@ -255,6 +276,14 @@ def _field(name: str, value: str) -> str | None:
         raise ValueError(f"{value!r} must be 3-20 digits (0-9) and nothing else")
     if name == "sp_hotline" and not _HOTLINE.fullmatch(value):
         raise ValueError(f"{value!r} must be a phone number: digits, optionally with '-'")
+    if name == "channel":
+        value = value.lower()
+        if value not in CHANNELS:
+            raise ValueError(f"{value!r} must be one of: {', '.join(CHANNELS)}")
+    if name == "url" and (
+        not _URL.fullmatch(value) or len(value) > 512 or any(c in value for c in "\"'\\")
+    ):
+        raise ValueError(f"{value!r} must be an absolute http:// URL of ASCII without quotes")
     if name == "billing":
         value = value.lower()
         if value not in BILLING_TYPES:

@@ -30,7 +30,21 @@ from dialbot.db.types import AwareDateTime, BigId, utcnow
 from dialbot.errors import DialbotError
 
 BILLING_TYPES = ("monthly", "per_use")
-EVENT_KINDS = ("sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note")
+CHANNELS = ("sms", "wap", "mms", "ivr")  # spec/channels.md §1
+EVENT_KINDS = (
+    "sms_out",
+    "sms_in",
+    "balance",
+    "subscriptions",
+    "ussd",
+    "modem_fault",
+    "note",
+    # spec/channels.md §8
+    "http",
+    "wap_push",
+    "mms",
+    "call",
+)
 SEVERITIES = ("critical", "major", "minor", "quality")
 GENESIS_HASH = "0" * 64
 # Every module that declares tables on ``Base``: alembic autogenerate and the
@@ -89,6 +103,8 @@ class Service(Base):
     cancel_cmd: Mapped[str | None] = mapped_column(String(70))
     use_cmd: Mapped[str | None] = mapped_column(String(70))
     region: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8), default="sms", server_default="sms")
+    url: Mapped[str | None] = mapped_column(String(512))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -118,6 +134,8 @@ class ServiceVersion(Base):
     cancel_cmd: Mapped[str | None] = mapped_column(String(70))
     use_cmd: Mapped[str | None] = mapped_column(String(70))
     region: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8), default="sms", server_default="sms")
+    url: Mapped[str | None] = mapped_column(String(512))
     source: Mapped[str | None] = mapped_column(String(255))
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -69,7 +69,10 @@ def create_obligation(
     run_id: int | None = None,
 ) -> Obligation:
     """Store (and commit) an obligation; call it before the order is sent."""
-    if not access_number.isdigit() or not access_number.isascii():
+    # A WAP service without an SMS side has no access number: the carrier's list cancels it.
+    if (access_number or cancel_cmd) and (
+        not access_number.isdigit() or not access_number.isascii()
+    ):
         raise ValueError(f"access number {access_number!r} is not digits only")
     with write_session(session_factory) as session:
         row = CleanupObligation(

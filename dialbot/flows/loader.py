@@ -23,16 +23,20 @@ from dialbot.flows.model import (
     Cancel,
     CancelAll,
     Expect,
+    Explore,
     Flow,
     Observe,
+    Open,
+    Order,
     Reply,
     Send,
     Step,
     Subscriptions,
+    Use,
 )
 
 LINE = "__line__"
-FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "custom")
+FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "custom", "wap")
 PLACEHOLDERS = {"subscribe", "use", "cancel"}
 FLOW_NAME_MAX = 64  # the length of runs.flow (dialbot.db.models.Run)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -170,6 +174,28 @@ class _StepReader:
         a = self.args("cancel", value, line, {"within"})
         within = parse_duration(a.get("within", 60), self.file, line, "cancel.within")
         return Cancel(within=within, line=line)
+
+    def step_open(self, value: Any, line: int) -> Open:
+        self.args("open", value, line, set())
+        return Open(line=line)
+
+    def step_explore(self, value: Any, line: int) -> Explore:
+        a = self.args("explore", value, line, {"limit"})
+        limit = a.get("limit", 6)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 20:
+            raise self.fail(line, "explore.limit: an integer 0..20")
+        return Explore(limit=limit, line=line)
+
+    def step_order(self, value: Any, line: int) -> Order:
+        a = self.args("order", value, line, {"confirm"})
+        confirm = a.get("confirm", True)
+        if not isinstance(confirm, bool):
+            raise self.fail(line, "order.confirm: must be true or false")
+        return Order(confirm=confirm, line=line)
+
+    def step_use(self, value: Any, line: int) -> Use:
+        self.args("use", value, line, set())
+        return Use(line=line)
 
     def step_cancel_all(self, value: Any, line: int) -> CancelAll:
         a = self.args("cancel_all", value, line, {"within"})

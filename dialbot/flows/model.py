@@ -97,7 +97,40 @@ class CancelAll:
     line: int = 0
 
 
-Step = Send | Expect | Reply | Balance | Subscriptions | Observe | Cancel | CancelAll
+@dataclass(frozen=True)
+class Open:
+    """WAP: load the service's entry page; every redirect it sends is recorded, hop by hop."""
+
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Explore:
+    """WAP: follow each other link of the entry page once (进入, 免费 …), declining any order
+    page it reaches; at most `limit` links."""
+
+    limit: int = 6
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Order:
+    """WAP: follow the link whose text is the catalogue's `subscribe_cmd`, then on the
+    carrier's confirmation page confirm (or decline with `confirm: false`)."""
+
+    confirm: bool = True
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Use:
+    """WAP: follow the link whose text is the catalogue's `use_cmd` (skipped without one)."""
+
+    line: int = 0
+
+
+WapStep = Open | Explore | Order | Use
+Step = Send | Expect | Reply | Balance | Subscriptions | Observe | Cancel | CancelAll | WapStep
 
 
 @dataclass(frozen=True)

@@ -62,14 +62,31 @@ def received_data(message: IncomingMessage) -> dict[str, Any]:
     }
     if message.recovered:
         data["recovered"] = True  # read by a process that died before recording it
+    push = message.wap_push
+    if push is not None:
+        data["wap_push"] = {
+            "content_type": push.content_type,
+            "headers": [list(h) for h in push.headers],
+            "href": push.href,
+            "text": push.text,
+            "si_id": push.si_id,
+            "body_hex": push.body_hex,
+            "error": push.error,
+        }
     return data
+
+
+# Evidence kinds of a message on the handset (a WAP PUSH is one too); the judge sees both
+# as `sms_in` (see `to_judge_event`).
+MESSAGE_KINDS = ("sms_in", "wap_push")
 
 
 def network_time(row: EventRow) -> datetime:
     """When a received message happened, for ordering: its SCTS when it was read late
     (`dialbot.modem.inbox.event_time`), else the host's read time (``at``)."""
     data = row.data if isinstance(row.data, dict) else {}
-    stamp = data.get("scts") if row.kind in ("sms_in", "balance", "subscriptions") else None
+    received = (*MESSAGE_KINDS, "balance", "subscriptions")
+    stamp = data.get("scts") if row.kind in received else None
     if not isinstance(stamp, str):
         return row.at
     try:
@@ -114,6 +131,12 @@ class Recorder:
             data={"purpose": purpose},
         )
 
+    def http(
+        self, url: str, status: int, body: str, at: datetime, data: dict[str, Any]
+    ) -> EventRow:
+        """One HTTP response (the body verbatim up to the caller's bound; SP text is untrusted)."""
+        return self._append("http", at=at, peer=str(status), text=body, data={"url": url, **data})
+
     def sms_in(self, message: IncomingMessage, **extra: Any) -> EventRow:
         """A received message; one that is not a readable message to the SIM (an
         undecodable PDU, a status report) is a `note` with its raw PDU, never judged."""
@@ -128,8 +151,9 @@ class Recorder:
                 data=data,
                 receipts=message.receipts,
             )
+        push = message.wap_push
         return self._append(
-            "sms_in",
+            "wap_push" if push is not None else "sms_in",
             at=message.received_at,
             peer=message.sender,
             text=message.text,
@@ -201,12 +225,14 @@ def to_judge_event(row: EventRow) -> Event:
     items: tuple[ListedItem, ...] | None = None
     if row.kind == "subscriptions" and isinstance(data.get("items"), list):
         items = tuple(_listed_item(i) for i in data["items"] if isinstance(i, dict))
+    kind = "sms_in" if row.kind in MESSAGE_KINDS else row.kind  # a push is a message too
     return Event(
         id=row.id,
         at=network_time(row),
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=kind,  # type: ignore[arg-type]
         peer=row.peer or "",
         text=row.text or "",
         balance_fen=int(balance) if isinstance(balance, int) else None,
         items=items,
+        data=data if row.kind == "http" else None,
     )

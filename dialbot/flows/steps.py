@@ -22,14 +22,19 @@ from dialbot.flows.model import (
     Cancel,
     CancelAll,
     Expect,
+    Explore,
     Flow,
     Observe,
+    Open,
+    Order,
     Reply,
     Send,
     Step,
     Subscriptions,
+    Use,
 )
 from dialbot.flows.record import Recorder, now
+from dialbot.flows.steps_wap import WapSteps
 from dialbot.judge.classify import MsgClass, reply_for
 from dialbot.judge.model import Action, ActionKind, ListedItem, ServiceInfo
 
@@ -88,6 +93,7 @@ class StepRunner:
         self.observed_until: datetime | None = None
         self.doing = "starting"
         self._next: Step | None = None
+        self._wap: WapSteps | None = None
 
     # -- driving ----------------------------------------------------------------------
 
@@ -117,6 +123,10 @@ class StepRunner:
             self.cancel(step)
         elif isinstance(step, CancelAll):
             self.cancel_all(step)
+        elif isinstance(step, Open | Explore | Order | Use):
+            if self._wap is None:
+                self._wap = WapSteps(self)
+            self._wap.run(step)
 
     def finish(self) -> None:
         """Record whatever is still waiting; the run stops observing here."""

@@ -4,7 +4,7 @@ Pure functions over plain records (`dialbot.judge.model`): no database, no
 modem, and never the simulator — the judge sees only what a real probe sees.
 A run that failed for infrastructure reasons is never judged against an SP;
 a run cut short (`RunRecord.cut`) only by the rules that need nothing but
-what was seen (`SEEN_RULES`).
+what was seen (`SEEN_RULES`; for WAP runs `rules_wap.WAP_SEEN_RULES`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dialbot.judge.model import (
     ServiceInfo,
 )
 from dialbot.judge.rules import RULES, SEEN_RULES, SEVERITY, Case
+from dialbot.judge.rules_wap import WAP_SEEN_RULES, judge_wap
 from dialbot.judge.timeline import build, intruders
 
 __all__ = [
@@ -39,6 +40,9 @@ def judge(run: RunRecord) -> list[Finding]:
     """Every violation the run's evidence proves, in the order they were observed."""
     if run.infra_failed:
         return []
+    if run.flow == "wap":
+        found_wap = judge_wap(run)
+        return [f for f in found_wap if not run.cut or f.code in WAP_SEEN_RULES]
     tl = build(run)
     found = intruders(tl)
     expected = 0

@@ -21,6 +21,8 @@ VIOLATIONS: dict[str, tuple[str, str]] = {
     "UNSOLICITED_MESSAGE": ("垃圾信息", "Unsolicited messages (spam)"),
     "NO_RESPONSE": ("无响应", "No response"),
     "CONTENT_NOT_DELIVERED": ("未下发内容", "Content not delivered"),
+    "FORCED_REDIRECT": ("强制跳转订购", "Forced redirect to an order"),
+    "MISLEADING_LINK": ("诱导订购链接", "Misleading link (诱导订购)"),
 }
 
 SEVERITIES: dict[str, tuple[str, str]] = {
@@ -38,6 +40,8 @@ EVIDENCE_KINDS: dict[str, tuple[str, str]] = {
     "ussd": ("USSD 会话", "USSD session"),
     "modem_fault": ("设备故障", "modem fault"),
     "note": ("备注", "note"),
+    "http": ("WAP 页面", "WAP page"),
+    "wap_push": ("WAP PUSH", "WAP PUSH"),
 }
 
 

@@ -60,7 +60,7 @@ def load_services(
     with db() as session:
         rows = session.execute(
             select(Service.id, Sp.code, Service.billing, Service.region, Service.version,
-                   Service.updated_at).join(Sp, Service.sp_id == Sp.id)
+                   Service.updated_at, Service.channel).join(Sp, Service.sp_id == Sp.id)
         ).all()  # fmt: skip
         last = _last_probes(session)
         cut = _cut_after_order(session, last)
@@ -73,7 +73,7 @@ def load_services(
         )
     selection = schedule.selection
     result: list[ServiceInfo] = []
-    for service_id, sp_code, billing, region, version, updated_at in rows:
+    for service_id, sp_code, billing, region, version, updated_at, channel in rows:
         if not selection.matches(sp_code, billing, region):
             continue
         result.append(
@@ -86,6 +86,7 @@ def load_services(
                 changed_at=updated_at if version > 1 else None,
                 recent_findings=int(findings.get(sp_code, 0)),
                 interrupted_on=cut.get(service_id, {}),
+                channel=channel or "sms",
             )
         )
     return result

@@ -72,11 +72,17 @@ class ServiceInfo:
     changed_at: datetime | None = None  # last catalogue change
     recent_findings: int = 0  # recent findings against its SP
     interrupted_on: Mapping[str, int] = field(default_factory=dict)
+    channel: str = "sms"  # wap services get only the `wap` flow, and it only them
 
     @property
     def last_probed(self) -> datetime | None:
         """The last probe of the service by any flow."""
         return max(self.flow_probed.values()) if self.flow_probed else None
+
+    @property
+    def flow_key(self) -> str:
+        """The key of `flows_by_billing` whose flows apply to this service."""
+        return flow_key(self.channel, self.billing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,7 @@ class SimInfo:
     region: str | None = None  # its bank's region; None: nationwide
     balance_fen: int | None = None
     last_sp: str | None = None  # SP of the last probe this SIM ran
+    data: str | None = None  # fleet `data`: "http" when its modem browses (WAP/MMS probes)
 
 
 @dataclass(frozen=True)
@@ -239,15 +246,26 @@ def _risk(service: ServiceInfo) -> float:
     return score
 
 
+WAP_FLOW = "wap"
+DATA_CHANNELS = ("wap", "mms")
+
+
+def flow_key(channel: str, billing: str) -> str:
+    """Flows are applicable per billing type, and WAP ones only to WAP services."""
+    return f"wap:{billing}" if channel == "wap" else billing
+
+
 Pair = tuple[ServiceInfo, str]
 
 
 def flows_by_billing(spec: NightSpec) -> dict[str, list[str]]:
-    """The schedule's flows that apply to each billing type, in the schedule's order."""
+    """The schedule's flows that apply to each billing type, in the schedule's order
+    (keyed by `flow_key`: the `wap` flow applies only to WAP services, the others never)."""
     by_billing: dict[str, list[str]] = {}
     for flow in spec.flows:
+        channel = "wap" if flow == WAP_FLOW else "sms"
         for billing in spec.flow_billing.get(flow, ()):
-            by_billing.setdefault(billing, []).append(flow)
+            by_billing.setdefault(flow_key(channel, billing), []).append(flow)
     return by_billing
 
 
@@ -264,7 +282,7 @@ def _candidates(
     covered: list[tuple[datetime, ServiceInfo, str]] = []
     no_flow = 0
     for service in services:
-        flows = by_billing.get(service.billing)
+        flows = by_billing.get(service.flow_key)
         if flows is None:
             no_flow += 1
             continue
@@ -442,13 +460,17 @@ def _choose(
 def _first_fit(queue: deque[_Candidate], lane: _Lane, now: float, window: float) -> int | None:
     """Index of the first of a queue's first SCAN_LIMIT candidates this lane may start at
     ``now`` as far as the candidate alone decides (its service, its SIM, its duration);
-    the queue's SP and region are checked by the caller, once for the whole queue."""
+    the queue's SP and region are checked by the caller, once for the whole queue; a
+    WAP or MMS probe needs a SIM whose modem browses."""
     sim_id = lane.sim.sim_id
     done = lane.services
+    browses = lane.sim.data == "http"
     for index, cand in enumerate(islice(queue, SCAN_LIMIT)):
         service = cand[SERVICE]
         if service.service_id in done or now + cand[DURATION] > window:
             continue
+        if not browses and service.channel in DATA_CHANNELS:
+            continue  # WAP and MMS probes only on modems that can browse
         if service.interrupted_on and service.interrupted_on.get(cand[FLOW]) == sim_id:
             continue
         return index
@@ -475,6 +497,8 @@ def _fits(
     region = service.region
     if region is not None and lane.sim.region not in (None, region):
         return False
+    if service.channel in DATA_CHANNELS and lane.sim.data != "http":
+        return False  # WAP and MMS probes only on modems that can browse
     if now + cand[DURATION] > window:
         return False
     return _active(running.get(cand[SERVICE].sp_code), now) < limit

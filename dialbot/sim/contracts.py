@@ -46,6 +46,10 @@ class Handset(Protocol):
         """A network-initiated or late USSD reply (+CUSD unsolicited)."""
         ...
 
+    def deliver_wap_push(self, sender: str, href: str, text: str, sent_at: datetime) -> None:
+        """A WAP PUSH Service Indication (the device encodes it as SMS to port 2948)."""
+        ...
+
 
 @dataclass(frozen=True)
 class CallResult:
@@ -54,6 +58,33 @@ class CallResult:
     answered: bool
     answer_after_s: float = 1.0
     duration_s: float = 2.0  # the far end hangs up after this long, unless the handset does
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """An HTTP request as a modem's stack puts it on the air.
+
+    `apn` is the bearer it travels on; `via` the host:port the module
+    connects to (the proxy, or the URL's own host when no proxy is set);
+    `url` the absolute URL asked for.
+    """
+
+    apn: str
+    via: str
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """What came back: a response, or why none did (`error`: "dns", "network", "socket")."""
+
+    status: int = 0
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    error: str | None = None
 
 
 class NetworkPort(Protocol):
@@ -73,4 +104,8 @@ class NetworkPort(Protocol):
 
     def dial(self, msisdn: str, number: str) -> CallResult:
         """A voice call from msisdn to number."""
+        ...
+
+    def http(self, msisdn: str, request: HttpRequest) -> HttpResult:
+        """An HTTP request over the data bearer (only the carrier's WAP gateway answers)."""
         ...

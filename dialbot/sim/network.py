@@ -17,11 +17,13 @@ happened; it is for the bank's shutdown dump and for tests, never the robot.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from dialbot.sim.carrier import Account, Carrier
-from dialbot.sim.contracts import CallResult, Handset, Scheduler
+from dialbot.sim.contracts import CallResult, Handset, HttpRequest, HttpResult, Scheduler
 from dialbot.sim.sps import SpAgent
+from dialbot.sim.wap import WapGateway
 from dialbot.sim.world import Service, Sp, World
 
 KEYWORD_KINDS = ("subscribe", "use", "cancel")
@@ -61,8 +63,11 @@ class Network:
         self.by_access: dict[str, list[SpAgent]] = {}
         for index, sp in enumerate(world.sps):
             self._add_sp(index, sp)
+        self.wap = WapGateway(world, self.carrier, self._account)
         if any(
-            s.behaviour.spam_per_night or s.behaviour.unsolicited_subscribe
+            s.behaviour.spam_per_night
+            or s.behaviour.unsolicited_subscribe
+            or s.behaviour.wap_push_per_night
             for sp in world.sps
             for s in sp.services
         ):
@@ -74,6 +79,8 @@ class Network:
         )
         self.agents[sp.code] = agent
         for service in sp.services:
+            if not service.access:
+                continue  # a WAP service without an SMS side
             owners = self.by_access.setdefault(service.access, [])
             if agent not in owners:
                 owners.append(agent)
@@ -129,6 +136,14 @@ class Network:
         self._record(account, "mo", "call", to, "answered" if result.answered else "no answer")
         return result
 
+    def http(self, msisdn: str, request: HttpRequest) -> HttpResult:
+        """A request over the data bearer: only the carrier's WAP gateway answers."""
+        account = self._account(normalize_number(msisdn))
+        result = self.wap.request(account.msisdn, request)
+        outcome = result.error or str(result.status)
+        self._record(account, "mo", "http", request.url, f"{request.method} {outcome}")
+        return result
+
     # --- delivery -----------------------------------------------------------------------
 
     def send(self, msisdn: str, sender: str, text: str, delay_s: float) -> None:
@@ -181,7 +196,33 @@ class Network:
             return
         for agent in self.agents.values():
             agent.night(self.world.night_s)
+        self._push_night(self.world.night_s)
         self.clock.call_later(self.world.night_s, self._night)
+
+    def _push_night(self, night_s: float) -> None:
+        """Unsolicited SI pushes of this night, to SIMs not subscribed to the SP."""
+        for sp in self.world.sps:
+            for service in sp.services:
+                count = service.behaviour.wap_push_per_night
+                if not count or not service.url:
+                    continue
+                for account in list(self.accounts.values()):
+                    for n in range(count):
+                        at = self.rng.uniform(0, night_s)
+                        self.clock.call_later(at, self._push_once(account, sp, service, n))
+
+    def _push_once(self, account: Account, sp: Sp, service: Service, n: int) -> Callable[[], None]:
+        def push() -> None:
+            handset = self.handsets.get(account.msisdn)
+            if self.closed or handset is None or account.subscribed_to_sp(sp.code):
+                return
+            sender = service.access or f"10657{sp.code}"
+            text = f"{service.name}：免费体验第{n + 1}期，点击进入"
+            href = service.url or ""
+            self._record(account, "mt", "wap_push", sender, f"{text} {href}")
+            handset.deliver_wap_push(sender, href, text, self.clock.now())
+
+        return push
 
     # --- bookkeeping --------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ class Faults:
     sim_missing: bool = False
     network_lost: tuple[float, float] | None = None  # (start_s, duration_s)
     response_delay_ms: int = 0
+    http_error: int | None = None  # every HTTP request fails with this module error (601-604)
+    bearer_drop_after: int | None = None  # the data bearer drops after this many HTTP requests
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,13 @@ class Behaviour:
     responds: float = 1.0
     delivers_content: bool = True
     latency_ms: tuple[int, int] = (20, 200)
+    # WAP (spec/channels.md §6)
+    subscribe_on_visit: bool = False
+    auto_redirect_to_order: bool = False
+    misleading_link: str | None = None
+    skips_carrier_confirm: bool = False
+    page_omits_price: bool = False
+    wap_push_per_night: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,8 @@ class Service:
     use: str | None
     region: str | None
     behaviour: Behaviour
+    channel: str = "sms"  # "sms" | "wap" | "mms" | "ivr" (spec/channels.md §1)
+    url: str | None = None  # wap: the entry page behind the WAP gateway
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ network), ``night_s`` (length of a simulated night), ``order_notices``
 (whether the carrier sends 订购提醒 after an order, default true), and
 ``bank.region`` / a service's ``region``. A slot may override
 ``balance_fen`` as well as ``dialect`` and ``faults``.
+
+WAP (spec/channels.md §6): a service may say ``channel: wap`` with a ``url``;
+its ``subscribe`` is the order link's text, and ``access``/``cancel`` become
+optional (an SMS cancel keyword if the SP has one). Faults add ``http_error``
+(a module error 601..604 on every HTTP request) and ``bearer_drop_after``
+(the data bearer drops after that many requests).
 """
 
 from __future__ import annotations
@@ -296,7 +302,19 @@ class _Validator:
             response_delay_ms=self.integer(
                 raw.get("response_delay_ms", 0), f"{path}.response_delay_ms"
             ),
+            http_error=self.http_error(raw.get("http_error"), f"{path}.http_error"),
+            bearer_drop_after=None
+            if raw.get("bearer_drop_after") is None
+            else self.integer(raw["bearer_drop_after"], f"{path}.bearer_drop_after", minimum=0),
         )
+
+    def http_error(self, value: Any, path: str) -> int | None:
+        if value is None:
+            return None
+        code = self.integer(value, path)
+        if not 601 <= code <= 604:
+            raise self.fail(path, f"must be a module error 601..604, got {code}")
+        return code
 
     def sp(self, value: Any, path: str, carrier: CarrierProfile) -> Sp:
         raw = self.table(value, path, {"code", "name", "hotline", "services"})
@@ -332,14 +350,28 @@ class _Validator:
         billing = self.text(self.required(raw, "billing", path), f"{path}.billing")
         if billing not in ("monthly", "per_use"):
             raise self.fail(f"{path}.billing", f"must be monthly or per_use, got {billing!r}")
+        channel = self.text(raw.get("channel", "sms"), f"{path}.channel")
+        if channel not in SIM_CHANNELS:
+            raise self.fail(
+                f"{path}.channel", f"must be one of {', '.join(SIM_CHANNELS)}, got {channel!r}"
+            )
+        wap = channel == "wap"
         cancel = raw.get("cancel")
-        if billing == "monthly":
+        if billing == "monthly" and not wap:
             cancel = self.keyword(self.required(raw, "cancel", path), f"{path}.cancel")
         elif cancel is not None:
-            raise self.fail(f"{path}.cancel", "only monthly services have a cancel keyword")
-        access = self.text(self.required(raw, "access", path), f"{path}.access", digits=True)
+            if billing != "monthly":
+                raise self.fail(f"{path}.cancel", "only monthly services have a cancel keyword")
+            cancel = self.keyword(cancel, f"{path}.cancel")
+        access = ""
+        if not wap or raw.get("access") is not None:
+            access = self.text(self.required(raw, "access", path), f"{path}.access", digits=True)
         if access == carrier.service_number:
             raise self.fail(f"{path}.access", "is the carrier's service number")
+        url = self.wap_url(self.required(raw, "url", path), f"{path}.url") if wap else None
+        if url is None and raw.get("url") is not None:
+            raise self.fail(f"{path}.url", "only wap services have a url")
+        subscribe = self.required(raw, "subscribe", path)
         use = raw.get("use")
         region = raw.get("region")
         return Service(
@@ -348,12 +380,24 @@ class _Validator:
             access=access,
             billing=billing,
             price_fen=self.integer(self.required(raw, "price_fen", path), f"{path}.price_fen"),
-            subscribe=self.keyword(self.required(raw, "subscribe", path), f"{path}.subscribe"),
+            subscribe=self.text(subscribe, f"{path}.subscribe")
+            if wap
+            else self.keyword(subscribe, f"{path}.subscribe"),
             cancel=cancel,
             use=self.keyword(use, f"{path}.use") if use is not None else None,
             region=self.text(region, f"{path}.region") if region is not None else None,
             behaviour=self.behaviour(raw.get("behaviour"), f"{path}.behaviour"),
+            channel=channel,
+            url=url,
         )
+
+    def wap_url(self, value: Any, path: str) -> str:
+        url = self.text(value, path)
+        if not re.fullmatch(r"http://[a-z0-9.-]+(?::\d+)?(?:/[\x21-\x7e]*)?", url):
+            raise self.fail(path, f"must be an http:// URL without spaces or quotes, got {url!r}")
+        if '"' in url:
+            raise self.fail(path, "must not contain a double quote")
+        return url
 
     def behaviour(self, value: Any, path: str) -> Behaviour:
         raw = self.table(value, path, _BEHAVIOUR_KEYS)
@@ -389,6 +433,14 @@ class _Validator:
             responds=rate("responds"),
             delivers_content=flag("delivers_content"),
             latency_ms=self.latency(raw.get("latency_ms"), f"{path}.latency_ms"),
+            subscribe_on_visit=flag("subscribe_on_visit"),
+            auto_redirect_to_order=flag("auto_redirect_to_order"),
+            misleading_link=None
+            if raw.get("misleading_link") is None
+            else self.text(raw["misleading_link"], f"{path}.misleading_link"),
+            skips_carrier_confirm=flag("skips_carrier_confirm"),
+            page_omits_price=flag("page_omits_price"),
+            wap_push_per_night=count("wap_push_per_night"),
         )
 
     def omits(self, value: Any, path: str) -> tuple[str, ...]:
@@ -427,7 +479,7 @@ class _Validator:
             for j, svc in enumerate(sp.services):
                 for key in ("subscribe", "cancel", "use"):
                     word = getattr(svc, key)
-                    if word is None:
+                    if word is None or not svc.access or (key == "subscribe" and svc.url):
                         continue
                     route = (svc.access, word.upper())
                     here = f"sps[{i}].services[{j}].{key}"
@@ -453,7 +505,11 @@ _SERVICE_KEYS = {
     "use",
     "region",
     "behaviour",
+    "channel",
+    "url",
 }
+# Channels the simulated network serves (spec/channels.md §1 lists sms, wap, mms, ivr).
+SIM_CHANNELS = ("sms", "wap")
 _BEHAVIOUR_KEYS = {f for f in Behaviour.__dataclass_fields__}
 
 

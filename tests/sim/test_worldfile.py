@@ -151,7 +151,7 @@ BAD = [
     ("bank.modems", _DELETE, "bank.modems", "required"),
     ("bank.dialect", "nokia", "bank.dialect", "unknown dialect"),
     ("bank.slots", {9: {"dialect": "zte"}}, "bank.slots.9", "1..2"),
-    ("bank.slots", {1: {"dialect": "quectel"}}, "bank.slots.1.dialect", "unknown dialect"),
+    ("bank.slots", {1: {"dialect": "telit"}}, "bank.slots.1.dialect", "unknown dialect"),
     ("bank.slots", {1: {"colour": "red"}}, "bank.slots.1.colour", "unknown key"),
     (
         "bank.slots",
@@ -283,6 +283,8 @@ def test_catalog_has_exactly_the_spec_columns_and_no_behaviour() -> None:
             "cancel_cmd",
             "use_cmd",
             "region",
+            "channel",
+            "url",
         )
     )
     text = out.getvalue()
