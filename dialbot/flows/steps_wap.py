@@ -38,6 +38,8 @@ class WapSteps:
         self.visited: set[str] = set()
 
     def run(self, step: WapStep) -> None:
+        # browsing may change what the SIM is subscribed to: a list taken before is stale
+        self.runner.listing_is_last = False
         if isinstance(step, Open):
             self.open()
         elif isinstance(step, Explore):

@@ -112,3 +112,24 @@ def test_probe_cli_browses_a_wap_service(tmp_path: Path) -> None:
         clean = runner.invoke(cli, ["--config", config, "probe", "902001", "W0"])
         assert clean.exit_code == 0, clean.output
         assert rig.subscribed() == {}
+
+
+def test_a_list_taken_before_browsing_is_not_trusted_by_the_cleanup(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dialbot.cli import cli
+
+    with serve(tmp_path, wap_world({1: {"dialect": "quectel"}})) as rig:
+        probes = rig.config.paths.probes
+        probes.mkdir(parents=True, exist_ok=True)
+        (probes / "wap_short.yaml").write_text(
+            "name: wap_short\nkind: wap\nsteps:\n  - subscriptions: {}\n  - open: {}\n"
+            "  - order: {confirm: true}\n",
+            encoding="utf-8",
+        )
+        result = CliRunner().invoke(
+            cli,
+            ["--config", str(rig.config.source), "probe", "902001", "W0", "--flow", "wap_short"],
+        )
+        assert result.exit_code == 0, result.output
+        assert rig.subscribed() == {}  # ordered after the list: the cleanup asked again
