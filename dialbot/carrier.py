@@ -15,6 +15,15 @@ REGEX_KEYS = frozenset(
     {"balance_reply", "subscriptions_none", "subscriptions_item", "subscriptions_reply", "notices"}
 )
 
+INT_KEYS = frozenset({"mo_sms_fee_fen", "call_fee_fen_per_min"})
+NUMBER_KEYS = frozenset({"billing_minute_s"})
+
+
+def _positive_number(value: Any, file: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(file, where, "must be a number greater than 0 (seconds)")
+    return float(value)
+
 
 @dataclass(frozen=True)
 class CarrierProfile:
@@ -46,6 +55,8 @@ class CarrierProfile:
     notices: str = r"(?:订购|点播|扣费|计费|消费)提醒"
     confirm_reply: str = "Y"
     mo_sms_fee_fen: int = 0
+    call_fee_fen_per_min: int = 0  # carrier airtime per started minute, never an SP charge
+    billing_minute_s: float = 60.0  # a simulated network may shorten it; time_scale never does
 
     @property
     def balance_by_ussd(self) -> bool:
@@ -68,7 +79,10 @@ class CarrierProfile:
         for key, value in data.items():
             if key not in known:
                 raise ConfigError(file, f"{where}.{key}", "unknown key")
-            want = int if key == "mo_sms_fee_fen" else str
+            if key in NUMBER_KEYS:
+                values[key] = _positive_number(value, file, f"{where}.{key}")
+                continue
+            want = int if key in INT_KEYS else str
             if want is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(file, f"{where}.{key}", "must be an integer (fen)")
             if want is int and value < 0:

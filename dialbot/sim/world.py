@@ -59,6 +59,14 @@ class Behaviour:
     responds: float = 1.0
     delivers_content: bool = True
     latency_ms: tuple[int, int] = (20, 200)
+    # IVR lines (channel: ivr), spec/channels.md §6
+    answer_after_s: float = 2.0
+    hangs_up_after_s: float = 600.0  # the line hangs up by itself after this long
+    bill_extra_minutes: int = 0
+    bill_from_dial: bool = False
+    holds_after_hangup_s: float = 0.0
+    subscribe_on_key: str | None = None
+    subscribe_on_key_fen: int = 500
 
 
 @dataclass(frozen=True)
@@ -66,13 +74,14 @@ class Service:
     code: str
     name: str
     access: str
-    billing: str  # "monthly" | "per_use"
+    billing: str  # "monthly" | "per_use" | "per_minute" (ivr)
     price_fen: int
     subscribe: str
     cancel: str | None
     use: str | None
     region: str | None
     behaviour: Behaviour
+    channel: str = "sms"  # "sms" | "wap" | "mms" | "ivr" (spec/channels.md §1)
 
 
 @dataclass(frozen=True)
