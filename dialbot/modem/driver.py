@@ -32,6 +32,7 @@ from dialbot.modem.inbox import DEFAULT_TZ, Inbox, IncomingMessage, parse_cmgl
 from dialbot.modem.patched import FleetGsmModem
 from dialbot.modem.safety import check_number, check_text, check_ussd
 from dialbot.modem.trace import AtTrace
+from dialbot.modem.voice import Voice
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,6 +90,7 @@ class Modem:
         self._readable_cache: tuple[FleetGsmModem | None, set[str]] = (None, set())
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self.voice = Voice(self)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -145,6 +147,18 @@ class Modem:
     def command(self, command: str, timeout: float | None = None) -> list[str]:
         """Send one AT command (from code, never from data) and return its answer lines."""
         return self._op(lambda gsm: gsm.write(command, timeout=timeout or 1e9) or [])
+
+    def write_nowait(self, command: str) -> None:
+        """Send one AT command (from code) without waiting: its result codes arrive as URCs.
+
+        For commands whose final result comes late or never (ATD on Wavecom
+        and ZTE); the voice family reads the result from the URC stream.
+        """
+        self._op(lambda gsm: gsm.write(command, waitForResponse=False))
+
+    def manufacturer(self) -> str:
+        """The +CGMI answer (the make decides the call-progress dialect)."""
+        return self._op(lambda gsm: str(gsm.manufacturer or ""))
 
     def health(self) -> Health:
         """+CPIN, +CREG and +CSQ, each within the command timeout."""
@@ -245,6 +259,7 @@ class Modem:
     # -- URCs (reader thread: never block) -----------------------------------
     def _on_urc(self, line: str) -> None:
         gsm = self._gsm
+        self.voice.on_urc(line)
         if line.startswith("+CMTI:") or line.startswith("+CDSI:"):
             memory = line.split(":", 1)[1].split(",")[0].strip().strip('"')
             if memory:
@@ -300,6 +315,7 @@ class Modem:
             return False
         self.failures = 0
         self.last_error = None
+        self.voice.reset()
         self._drain_events()
         self._set_state(LinkState.READY)
         self._events.put("sweep")
