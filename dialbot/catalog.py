@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.catalogue import ImportResult, apply_entries
 from dialbot.db.engine import write_session
-from dialbot.db.models import BILLING_TYPES
+from dialbot.db.models import BILLING_TYPES, CHANNELS
 from dialbot.errors import CatalogError
 
 REQUIRED = (
@@ -35,7 +35,7 @@ REQUIRED = (
     "price",
     "subscribe_cmd",
 )
-OPTIONAL = ("sp_hotline", "cancel_cmd", "use_cmd", "region")
+OPTIONAL = ("sp_hotline", "cancel_cmd", "use_cmd", "region", "channel")
 KNOWN = REQUIRED + OPTIONAL
 MAX_REPORTED = 20
 
@@ -47,6 +47,7 @@ _CONTROL_NAMES = {"\r": "CR", "\n": "LF", "\x1a": "Ctrl-Z", "\x1b": "ESC", "\t":
 _BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 _LIMITS = {"sp_name": 200, "service_name": 200, "region": 64}
 _KEYWORD_MAX = 70  # one SMS in UCS-2
+_DTMF = re.compile(r"[0-9*#A-D]{1,32}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class CatalogEntry:
     use_cmd: str | None
     region: str | None
     present: frozenset[str] = frozenset(OPTIONAL)
+    channel: str = "sms"  # spec/channels.md §1: sms | wap | mms | ivr
 
 
 @dataclass
@@ -210,13 +212,10 @@ def _entry(
             price_fen = parse_price(values["price"] or "")
         except ValueError as exc:
             problems.append(CatalogError(file, f"line {line}, column price", str(exc)))
-    if (
-        values.get("billing") == "monthly"
-        and not values.get("cancel_cmd")
-        and before == len(problems)
-    ):
-        reason = "required for monthly services (the keyword that cancels it)"
-        problems.append(CatalogError(file, f"line {line}, column cancel_cmd", reason))
+    channel = values.get("channel") or "sms"
+    if before == len(problems):
+        for column, reason in _channel_problems(channel, values):
+            problems.append(CatalogError(file, f"line {line}, column {column}", reason))
     if len(problems) != before:
         return None
     return CatalogEntry(
@@ -234,7 +233,35 @@ def _entry(
         use_cmd=values["use_cmd"],
         region=values["region"],
         present=frozenset(name for name in OPTIONAL if name in raw),
+        channel=channel,
     )
+
+
+def _channel_problems(channel: str, values: dict[str, str | None]) -> list[tuple[str, str]]:
+    """What a row's channel demands of its other columns (spec/channels.md §1, §6)."""
+    billing = values.get("billing")
+    subscribe = values.get("subscribe_cmd")
+    if channel != "ivr":
+        out = []
+        if billing == "per_minute":
+            out.append(("billing", "per_minute is for ivr services (channel ivr) only"))
+        if not subscribe:
+            out.append(("subscribe_cmd", "required value is empty"))
+        if billing == "monthly" and not values.get("cancel_cmd"):
+            reason = "required for monthly services (the keyword that cancels it)"
+            out.append(("cancel_cmd", reason))
+        return out
+    if billing not in ("per_minute", "monthly"):
+        return [("billing", "an ivr service is billed per_minute or monthly (ordered by key)")]
+    out = []
+    if billing == "per_minute" and (subscribe or values.get("cancel_cmd")):
+        out.append(("subscribe_cmd", "must be empty for a per_minute ivr line"))
+    if billing == "monthly" and not (subscribe and _DTMF.fullmatch(subscribe)):
+        out.append(("subscribe_cmd", "an ivr subscription is ordered by DTMF keys (0-9 * # A-D)"))
+    use = values.get("use_cmd")
+    if use and not _DTMF.fullmatch(use):
+        out.append(("use_cmd", f"{use!r} must be DTMF keys (0-9 * # A-D) for an ivr line"))
+    return out
 
 
 def _field(name: str, value: str) -> str | None:
@@ -244,7 +271,7 @@ def _field(name: str, value: str) -> str | None:
         raise ValueError(f"contains control character {bad}")
     value = value.strip()
     if not value:
-        if name in REQUIRED:
+        if name in REQUIRED and name != "subscribe_cmd":  # empty for ivr lines (checked later)
             raise ValueError("required value is empty")
         return None
     if name in ("sp_code", "service_code") and not _CODE.fullmatch(value):
@@ -257,6 +284,10 @@ def _field(name: str, value: str) -> str | None:
         value = value.lower()
         if value not in BILLING_TYPES:
             raise ValueError(f"{value!r} must be one of: {', '.join(BILLING_TYPES)}")
+    if name == "channel":
+        value = value.lower()
+        if value not in CHANNELS:
+            raise ValueError(f"{value!r} must be one of: {', '.join(CHANNELS)}")
     if name.endswith("_cmd") and len(value) > _KEYWORD_MAX:
         raise ValueError(f"longer than {_KEYWORD_MAX} characters")
     limit = _LIMITS.get(name)

@@ -30,9 +30,10 @@ SERVICE_FIELDS = (
     "cancel_cmd",
     "use_cmd",
     "region",
+    "channel",
 )
 _ENTRY_FIELD = {"name": "service_name"}
-_OPTIONAL_SERVICE_FIELDS = {"cancel_cmd", "use_cmd", "region"}
+_OPTIONAL_SERVICE_FIELDS = {"cancel_cmd", "use_cmd", "region", "channel"}
 
 
 @dataclass
@@ -62,6 +63,7 @@ class ServiceView:
     cancel_cmd: str | None
     use_cmd: str | None
     region: str | None
+    channel: str = "sms"
 
 
 def apply_entries(
@@ -177,6 +179,7 @@ def _view(service: Service, sp: Sp, version_id: int | None) -> ServiceView:
         cancel_cmd=service.cancel_cmd,
         use_cmd=service.use_cmd,
         region=service.region,
+        channel=service.channel,
     )
 
 

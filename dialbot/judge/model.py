@@ -17,9 +17,11 @@ from typing import Literal
 
 from dialbot.carrier import CarrierProfile
 
-EventKind = Literal["sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note"]
-FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch"]
-Billing = Literal["monthly", "per_use"]
+EventKind = Literal[
+    "sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note", "call"
+]
+FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch", "ivr"]
+Billing = Literal["monthly", "per_use", "per_minute"]
 Severity = Literal["critical", "major", "minor", "quality"]
 
 
@@ -38,6 +40,7 @@ class ServiceInfo:
     sp_hotline: str = ""
     cancel_cmd: str = ""
     use_cmd: str = ""
+    channel: str = "sms"  # sms | wap | mms | ivr (spec/channels.md §1)
 
     @property
     def key(self) -> tuple[str, str]:

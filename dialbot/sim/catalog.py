@@ -25,6 +25,7 @@ COLUMNS = (
     "cancel_cmd",
     "use_cmd",
     "region",
+    "channel",
 )
 
 
@@ -54,6 +55,7 @@ def catalog_rows(world: World) -> list[dict[str, str]]:
                     "cancel_cmd": svc.cancel or "",
                     "use_cmd": svc.use or "",
                     "region": svc.region or "",
+                    "channel": svc.channel,
                 }
             )
     return rows
