@@ -23,7 +23,7 @@ Purpose = Literal["order", "confirm", "use", "cancel", "other"]
 PARTIES: tuple[str, ...] = ("sp", "carrier", "any")
 KINDS: tuple[str, ...] = ("prompt", "welcome", "content", "cancel_ack", "any")
 PURPOSES: tuple[str, ...] = ("order", "confirm", "use", "cancel", "other")
-BILLINGS: tuple[str, ...] = ("monthly", "per_use")
+BILLINGS: tuple[str, ...] = ("monthly", "per_use", "per_minute")
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,26 @@ class CancelAll:
     line: int = 0
 
 
-Step = Send | Expect | Reply | Balance | Subscriptions | Observe | Cancel | CancelAll
+@dataclass(frozen=True)
+class Call:
+    """A voice call to the service's access number (spec/channels.md §5).
+
+    Dial, wait up to `answer_within` s for the answer, send `keys` as DTMF
+    (`{use}`: the catalogue's use_cmd), stay `hold` billing minutes from the
+    answer (the carrier's `billing_minute_s`; never time-scaled, so 1.05
+    crosses a minute boundary on any network), hang up, and confirm with
+    +CLCC within `release_within` s that the call is gone.
+    """
+
+    keys: str = "{use}"
+    hold: float = 1.05
+    answer_within: float = 60.0
+    release_within: float = 10.0
+    label: str = ""
+    line: int = 0
+
+
+Step = Send | Expect | Reply | Balance | Subscriptions | Observe | Cancel | CancelAll | Call
 
 
 @dataclass(frozen=True)
@@ -115,3 +134,22 @@ class Flow:
     def unavoidable_wait_s(self) -> float:
         """Seconds the flow must wait whatever the SP does (observe windows)."""
         return sum(s.seconds for s in self.steps if isinstance(s, Observe))
+
+    def call_minutes(self) -> float:
+        """Billing minutes the flow's calls hold (time_scale never shortens them)."""
+        return sum(s.hold for s in self.steps if isinstance(s, Call))
+
+    def fits(self, channel: str, billing: str) -> bool:
+        """Whether this flow probes a service of that channel and billing.
+
+        Voice flows (kind `ivr`) are for ivr lines only, and ivr lines get
+        nothing else: an SMS flow would text a number that only takes calls.
+        """
+        if (self.kind == "ivr") != (channel == "ivr"):
+            return False
+        return billing in self.billing
+
+
+def default_flows(channel: str, billing: str) -> tuple[str, ...]:
+    """The flows every service of this channel and billing gets in a sweep."""
+    return ("ivr",) if channel == "ivr" else ("decline", billing)

@@ -127,6 +127,21 @@ class Recorder:
             "modem_fault", at=now(), text=text, data={"trace": trace, "error": type(exc).__name__}
         )
 
+    def call(self, evidence: dict[str, Any], label: str = "") -> EventRow:
+        """A voice call (spec/channels.md §8): dial, progress lines with times, answer,
+        DTMF, hang-up, release and the measured duration."""
+        measured = evidence.get("measured_s")
+        text = f"call {evidence.get('number')}: {evidence.get('ended_by')} {evidence.get('cause')}"
+        if measured is not None:
+            text += f", {measured:.1f}s connected"
+        return self._append(
+            "call",
+            at=datetime.fromisoformat(evidence["dialled_at"]),
+            peer=str(evidence.get("number", "")),
+            text=text.strip(),
+            data={**evidence, "label": label},
+        )
+
     def note(self, text: str, **data: Any) -> EventRow:
         return self._append("note", at=now(), text=text, data=data or None)
 
@@ -146,4 +161,5 @@ def to_judge_event(row: EventRow) -> Event:
         text=row.text or "",
         balance_fen=int(balance) if isinstance(balance, int) else None,
         items=items,
+        call=data if row.kind == "call" else None,
     )

@@ -18,6 +18,7 @@ from dialbot.judge.model import (
     ServiceInfo,
 )
 from dialbot.judge.rules import RULES, SEVERITY, Case
+from dialbot.judge.rules_call import judge_calls
 from dialbot.judge.timeline import build, intruders
 
 __all__ = [
@@ -37,6 +38,8 @@ def judge(run: RunRecord) -> list[Finding]:
     """Every violation the run's evidence proves, in the order they were observed."""
     if run.infra_failed:
         return []
+    if run.flow == "ivr":  # voice calls: judged on their measured durations and balances
+        return sorted(judge_calls(run), key=lambda f: (f.observed_at, f.code))
     tl = build(run)
     found = intruders(tl)
     expected = 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from dialbot.carrier import CarrierProfile
 
@@ -72,6 +72,8 @@ class Event:
     text: str = ""
     balance_fen: int | None = None
     items: tuple[ListedItem, ...] | None = None
+    # `call` events: the call record (modem.voice.CallRecord.evidence()), times in seconds
+    call: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
 class ActionKind(Enum):

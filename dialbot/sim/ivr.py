@@ -122,6 +122,8 @@ class IvrPlatform:
 
     def key_subscribe(self, call: IvrCall) -> None:
         """The hidden key: a monthly subscription, charged, with no SMS confirmation."""
+        if (call.sp.code, call.service.code) in call.account.subscriptions:
+            return  # already subscribed: the monthly fee is not taken twice
         fee = call.service.behaviour.subscribe_on_key_fen
         monthly = dataclasses.replace(call.service, billing="monthly", price_fen=fee)
         self.carrier.charge(call.account, fee, KEY_SUBSCRIBE, call.sp.code, call.service.code)
