@@ -21,7 +21,7 @@ from dialbot.db.runs import upsert_sim
 from dialbot.errors import ConfigError, FlowError
 from dialbot.fleet import Fleet, FleetModem, Lease, NoModemAvailable
 from dialbot.flows.loader import load_flows
-from dialbot.flows.model import Flow
+from dialbot.flows.model import Flow, default_flows
 from dialbot.flows.record import now
 from dialbot.flows.runner import ProbeEnv, RunOutcome, SimRef, modem_label, run_flow, service_info
 from dialbot.flows.summary import findings_table, transcript_line
@@ -61,11 +61,11 @@ def _plan(
         if name not in flows:
             raise click.UsageError(f"no flow {name!r} (known: {', '.join(sorted(flows))})")
         flow = flows[name]
-        fitting = [s for s in chosen if s.billing in flow.billing]
+        fitting = [s for s in chosen if flow.fits(s.channel, s.billing)]
         if not fitting:
             raise click.UsageError(f"flow {name!r} is for {', '.join(flow.billing)} services")
         return [(s, flow) for s in fitting]
-    return [(s, flows[f]) for s in chosen for f in ("decline", s.billing)]
+    return [(s, flows[f]) for s in chosen for f in default_flows(s.channel, s.billing)]
 
 
 class _Prober:

@@ -30,7 +30,7 @@ from dialbot.db.catalogue import ServiceView, list_services
 from dialbot.db.models import RunState
 from dialbot.db.obligations import Obligation, pending_for_sim
 from dialbot.fleet import Fleet, FleetModem, Lease, NoModemAvailable, SimState
-from dialbot.flows.model import Flow
+from dialbot.flows.model import Flow, default_flows
 from dialbot.flows.runner import RunOutcome, SimRef, service_info
 from dialbot.flows.runtime import local_runtime as local_runtime  # the scheduler's runtime
 from dialbot.flows.station import BENCH_AFTER_FAULTS, Station, sim_msisdn
@@ -115,11 +115,12 @@ class SweepReport:
 
 
 def plan(services: list[ServiceView], flows: dict[str, Flow]) -> list[Task]:
-    """decline + the billing type's flow for every service, longest first."""
+    """decline + the billing type's flow for every service (ivr lines: the ivr flow),
+    longest first."""
     tasks = [
         Task(service, flows[name])
         for service in services
-        for name in ("decline", service.billing)
+        for name in default_flows(service.channel, service.billing)
         if name in flows
     ]
     return sorted(tasks, key=lambda t: -t.cost)

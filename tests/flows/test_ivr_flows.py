@@ -1,0 +1,109 @@
+"""End to end: the real robot sweeps IVR lines served by the virtual bank, on two makes.
+
+Every voice behaviour of channels.md §6 must give exactly its finding,
+honest lines none, and no SIM may stay subscribed. The billing minute is
+shortened in both the world and the carrier profile (6 s), never by
+time_scale; the standard ivr flow holds 0.8 and 1.05 billing minutes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flowrig import by_service, serve
+from sqlalchemy import select
+
+from dialbot.db.models import EvidenceEvent, Run
+from dialbot.db.obligations import sims_with_pending
+from dialbot.flows.sweep import SweepReport
+
+MINUTE = 6
+LINES: dict[str, tuple[dict[str, Any], set[str]]] = {
+    "HONEST": ({}, set()),
+    "HONEST_NOKEY": ({"answer_after_s": 1.0}, set()),
+    "EXTRA": ({"bill_extra_minutes": 1}, {"CALL_OVERBILLED"}),
+    "FROMDIAL": ({"bill_from_dial": True, "answer_after_s": 2.0}, {"CALL_OVERBILLED"}),
+    "HOLDS": ({"holds_after_hangup_s": 8}, {"CALL_NOT_RELEASED"}),
+    "KEYSUB": ({"subscribe_on_key": "2", "subscribe_on_key_fen": 800}, {"UNCONFIRMED_SUBSCRIPTION"}),
+}  # fmt: skip
+
+
+def ivr_world(dialect: str) -> dict[str, Any]:
+    services = []
+    for index, (code, (behaviour, _)) in enumerate(LINES.items()):
+        service: dict[str, Any] = {
+            "code": code,
+            "name": f"声讯{index}号",
+            "channel": "ivr",
+            "access": f"12590{index:04d}",
+            "billing": "per_minute",
+            "price_fen": 100,
+            "behaviour": {"answer_after_s": 0.5, **behaviour},
+        }
+        if code != "HONEST_NOKEY":
+            service["use"] = "2"
+        services.append(service)
+    return {
+        "seed": 5,
+        "carrier": {"billing_minute_s": MINUTE, "call_fee_fen_per_min": 10},
+        "bank": {"name": f"ivr-{dialect}", "modems": 6, "balance_fen": 100000, "dialect": dialect},
+        "sps": [
+            {"code": "901020", "name": "掌上乐园", "hotline": "4008001020", "services": services}
+        ],
+    }
+
+
+def assert_exact(report: SweepReport) -> None:
+    got = by_service(report)
+    expected = {("901020", code): codes for code, (_, codes) in LINES.items()}
+    assert set(got) <= set(expected), got
+    for key, codes in expected.items():
+        assert got.get(key, set()) == codes, f"{key}: expected {codes}, got {got.get(key)}"
+
+
+@pytest.mark.parametrize("dialect", ["generic", "huawei"])
+def test_every_ivr_behaviour_found_exactly(tmp_path: Path, dialect: str) -> None:
+    with serve(tmp_path, ivr_world(dialect)) as rig:
+        report = rig.sweep()
+        assert report.complete and not report.benched and not report.not_probed
+        assert [o.flow for o in report.outcomes] == ["ivr"] * len(LINES)
+        assert all(o.completed for o in report.outcomes), [o.error for o in report.outcomes]
+        assert_exact(report)
+        overbilled = [f for f in report.findings if f.code == "CALL_OVERBILLED"]
+        amounts = sorted((f.service_code, f.amount_fen) for f in overbilled)
+        assert amounts == [("EXTRA", 100), ("EXTRA", 100), ("FROMDIAL", 100)]
+        key = next(f for f in report.findings if f.code == "UNCONFIRMED_SUBSCRIPTION")
+        assert key.amount_fen == 800
+        assert rig.subscribed() == {}
+        assert sims_with_pending(rig.db) == []
+
+
+def test_dropped_call_is_an_infrastructure_failure(tmp_path: Path) -> None:
+    world = ivr_world("zte")
+    world["bank"]["modems"] = 2
+    world["sps"][0]["services"] = [
+        {
+            "code": "DROPS",
+            "name": "掉线声讯",
+            "channel": "ivr",
+            "access": "125909999",
+            "billing": "per_minute",
+            "price_fen": 100,
+            "behaviour": {"answer_after_s": 0.5, "hangs_up_after_s": 1.0},
+        }
+    ]
+    with serve(tmp_path, world) as rig:
+        report = rig.sweep()
+        assert report.findings == [] and report.outcomes == []
+        assert [n.service_code for n in report.not_probed] == ["DROPS"]
+        with rig.db() as session:
+            runs = session.scalars(select(Run).where(Run.flow == "ivr")).all()
+            assert runs and {r.state for r in runs} == {"infra_failed"}
+            assert all("dropped" in (r.error or "") for r in runs)
+            kinds = session.scalars(
+                select(EvidenceEvent.kind).where(EvidenceEvent.run_id == runs[0].id)
+            )
+            assert "call" in set(kinds)  # what was seen of the call is kept
+        assert rig.subscribed() == {}
