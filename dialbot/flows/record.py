@@ -129,21 +129,46 @@ class Recorder:
 
     def call(self, evidence: dict[str, Any], label: str = "") -> EventRow:
         """A voice call (spec/channels.md §8): dial, progress lines with times, answer,
-        DTMF, hang-up, release and the measured duration."""
-        measured = evidence.get("measured_s")
-        text = f"call {evidence.get('number')}: {evidence.get('ended_by')} {evidence.get('cause')}"
-        if measured is not None:
-            text += f", {measured:.1f}s connected"
+        DTMF, hang-up, release and the measured duration (all in `data`; `text` sums up)."""
         return self._append(
             "call",
             at=datetime.fromisoformat(evidence["dialled_at"]),
             peer=str(evidence.get("number", "")),
-            text=text.strip(),
+            text=call_summary(evidence),
             data={**evidence, "label": label},
         )
 
     def note(self, text: str, **data: Any) -> EventRow:
         return self._append("note", at=now(), text=text, data=data or None)
+
+
+def call_summary(evidence: dict[str, Any]) -> str:
+    """One line a reader of the publication understands: what happened, with times."""
+
+    def secs(key: str) -> str | None:
+        value = evidence.get(key)
+        return f"{value:.1f}s" if isinstance(value, int | float) else None
+
+    parts = [f"call {evidence.get('number', '')} ({evidence.get('make', '')})"]
+    answered = secs("answered_t")
+    parts.append(f"answered after {answered}" if answered else "not answered")
+    keys = "".join(str(k.get("key", "")) for k in evidence.get("dtmf") or [])
+    if keys:
+        parts.append(f"DTMF {keys}")
+    ended = evidence.get("ended_by")
+    if ended == "robot":
+        parts.append(
+            f"hung up after {secs('measured_s')} connected (at most {secs('max_connected_s')})"
+        )
+        released = secs("released_t")
+        parts.append(
+            f"released at {released}" if released else "NOT released (+CLCC still lists it)"
+        )
+    elif ended == "far_end":
+        parts.append(f"ended by the far end after {secs('measured_s')} connected")
+    elif ended == "not_placed":
+        parts.append(f"not placed: {evidence.get('cause', '')}")
+    return "; ".join(parts)
 
 
 def to_judge_event(row: EventRow) -> Event:

@@ -21,6 +21,8 @@ VIOLATIONS: dict[str, tuple[str, str]] = {
     "UNSOLICITED_MESSAGE": ("垃圾信息", "Unsolicited messages (spam)"),
     "NO_RESPONSE": ("无响应", "No response"),
     "CONTENT_NOT_DELIVERED": ("未下发内容", "Content not delivered"),
+    "CALL_OVERBILLED": ("声讯超时长计费", "Call billed beyond its minutes"),
+    "CALL_NOT_RELEASED": ("挂机后未释放", "Call not released after hang-up"),
 }
 
 SEVERITIES: dict[str, tuple[str, str]] = {
@@ -38,6 +40,7 @@ EVIDENCE_KINDS: dict[str, tuple[str, str]] = {
     "ussd": ("USSD 会话", "USSD session"),
     "modem_fault": ("设备故障", "modem fault"),
     "note": ("备注", "note"),
+    "call": ("语音呼叫", "voice call"),
 }
 
 

@@ -8,16 +8,19 @@ time_scale; the standard ivr flow holds 0.8 and 1.05 billing minutes.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flowrig import by_service, serve
+from flowrig import Rig, by_service, serve
 from sqlalchemy import select
 
 from dialbot.db.models import EvidenceEvent, Run
 from dialbot.db.obligations import sims_with_pending
 from dialbot.flows.sweep import SweepReport
+from dialbot.reporting.period import period_of
+from dialbot.reporting.publish import publish_period
 
 MINUTE = 6
 LINES: dict[str, tuple[dict[str, Any], set[str]]] = {
@@ -78,6 +81,19 @@ def test_every_ivr_behaviour_found_exactly(tmp_path: Path, dialect: str) -> None
         assert key.amount_fen == 800
         assert rig.subscribed() == {}
         assert sims_with_pending(rig.db) == []
+        if dialect == "generic":
+            _published(rig, tmp_path / "reports")
+
+
+def _published(rig: Rig, folder: Path) -> None:
+    """The publication names the voice codes and quotes the call evidence, numbers masked."""
+    publish_period(rig.db, period_of(datetime.now(UTC)), folder)
+    (page,) = folder.rglob("sp/901020.html")
+    html = page.read_text("utf-8")
+    assert "声讯超时长计费" in html and "挂机后未释放" in html
+    assert "call 12590" in html and "NOT released" in html
+    for card in rig.world.sims:
+        assert card.msisdn not in html
 
 
 def test_dropped_call_is_an_infrastructure_failure(tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ def test_demo_world_is_rich_enough() -> None:
     services = [s for sp in world.sps for s in sp.services]
     assert len(world.sps) >= 12
     assert len(services) >= 30
-    assert {s.billing for s in services} == {"monthly", "per_use"}
+    assert {s.billing for s in services} == {"monthly", "per_use", "per_minute"}
+    assert {s.channel for s in services if s.billing == "per_minute"} == {"ivr"}
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in s.name) for s in services)
     assert len(world.sims) == 8
     assert {card.dialect for card in world.sims} == set(DIALECTS)
@@ -37,19 +38,7 @@ def test_demo_world_is_rich_enough() -> None:
     assert all(s.behaviour.latency_ms[1] <= 200 for s in services)
 
 
-# The voice-line knobs reach the demo world with its IVR lines (issue 12, stage 4).
-IVR_KNOBS = {
-    "answer_after_s",
-    "hangs_up_after_s",
-    "bill_extra_minutes",
-    "bill_from_dial",
-    "holds_after_hangup_s",
-    "subscribe_on_key",
-    "subscribe_on_key_fen",
-}
-
-
-@pytest.mark.parametrize("knob", [f.name for f in fields(Behaviour) if f.name not in IVR_KNOBS])
+@pytest.mark.parametrize("knob", [f.name for f in fields(Behaviour)])
 def test_demo_world_uses_every_knob(knob: str) -> None:
     world = load_world(demo_world_path())
     default = getattr(Behaviour(), knob)
@@ -294,6 +283,7 @@ def test_catalog_has_exactly_the_spec_columns_and_no_behaviour() -> None:
             "cancel_cmd",
             "use_cmd",
             "region",
+            "channel",
         )
     )
     text = out.getvalue()
@@ -307,6 +297,8 @@ def test_catalog_has_exactly_the_spec_columns_and_no_behaviour() -> None:
     by_code = {r["service_code"]: r for r in rows}
     assert by_code["YDCP"]["price"] == "0.10" and by_code["YDCP"]["cancel_cmd"] == ""
     assert by_code["CYGL"]["region"] == "广东"
+    assert (by_code["KXSX"]["channel"], by_code["KXSX"]["billing"]) == ("ivr", "per_minute")
+    assert by_code["KXSX"]["subscribe_cmd"] == "" and by_code["XHXH"]["channel"] == "sms"
     # a dishonest service looks exactly like an honest one in the catalogue
     assert by_code["LYQP"]["price"] == "10.00"
     assert len(catalog_rows(world)) == count
