@@ -42,6 +42,7 @@ class CallCommands:
     network: NetworkPort
     scheduler: Scheduler
     call: Call | None
+    _held: list[str]  # URCs written right after the response being built (Device)
 
     def _urc(self, lines: list[str], prefix: str = "") -> None:
         raise NotImplementedError
@@ -161,17 +162,25 @@ class CallCommands:
         self.call = None
         if call.leg is not None:
             call.leg.released()
-        self._release_after_hold(call)
+        self._release_after_hold(call, after_response=True)
         return []
 
-    def _release_after_hold(self, call: Call) -> None:
-        """The handset's hang-up took effect: Huawei reports ^CEND, the others nothing."""
+    def _release_after_hold(self, call: Call, after_response: bool = False) -> None:
+        """The handset's hang-up took effect: Huawei reports ^CEND, the others nothing.
+
+        During ATH itself the ^CEND follows the command's OK in the same write
+        (held until the response is out), as on a real stick; later it is a URC.
+        """
         if self.dialect.calls != "huawei":
             return
         duration = 0
         if call.answered_at is not None:
             duration = int(self.scheduler.elapsed() - call.answered_at)
-        self.scheduler.call_later(0.0, lambda: self._urc([f"^CEND:1,{duration},104,16"]))
+        line = f"^CEND:1,{duration},104,16"
+        if after_response:
+            self._held.append(line)
+        else:
+            self._urc([line])
 
     def _v_h(self, cmd: Command) -> list[str]:
         return self._hang_up()
