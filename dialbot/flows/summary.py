@@ -106,6 +106,8 @@ def transcript_line(row: EventRow) -> str:
         return f"{at} [magenta]subscriptions[/] {escape(listed)}"
     if row.kind == "modem_fault":
         return f"{at} [red]modem fault[/] {text}"
+    if row.kind == "call":
+        return f"{at} [cyan]☎ {escape(row.peer or '')}[/] {text}"
     return f"{at} [dim]{text}[/]"
 
 

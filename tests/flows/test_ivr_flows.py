@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flowrig import Rig, by_service, serve
+from ivrworld import LINES, ivr_world
 from sqlalchemy import select
 
 from dialbot.db.models import EvidenceEvent, Run
@@ -21,41 +21,6 @@ from dialbot.db.obligations import sims_with_pending
 from dialbot.flows.sweep import SweepReport
 from dialbot.reporting.period import period_of
 from dialbot.reporting.publish import publish_period
-
-MINUTE = 6
-LINES: dict[str, tuple[dict[str, Any], set[str]]] = {
-    "HONEST": ({}, set()),
-    "HONEST_NOKEY": ({"answer_after_s": 1.0}, set()),
-    "EXTRA": ({"bill_extra_minutes": 1}, {"CALL_OVERBILLED"}),
-    "FROMDIAL": ({"bill_from_dial": True, "answer_after_s": 2.0}, {"CALL_OVERBILLED"}),
-    "HOLDS": ({"holds_after_hangup_s": 8}, {"CALL_NOT_RELEASED"}),
-    "KEYSUB": ({"subscribe_on_key": "2", "subscribe_on_key_fen": 800}, {"UNCONFIRMED_SUBSCRIPTION"}),
-}  # fmt: skip
-
-
-def ivr_world(dialect: str) -> dict[str, Any]:
-    services = []
-    for index, (code, (behaviour, _)) in enumerate(LINES.items()):
-        service: dict[str, Any] = {
-            "code": code,
-            "name": f"声讯{index}号",
-            "channel": "ivr",
-            "access": f"12590{index:04d}",
-            "billing": "per_minute",
-            "price_fen": 100,
-            "behaviour": {"answer_after_s": 0.5, **behaviour},
-        }
-        if code != "HONEST_NOKEY":
-            service["use"] = "2"
-        services.append(service)
-    return {
-        "seed": 5,
-        "carrier": {"billing_minute_s": MINUTE, "call_fee_fen_per_min": 10},
-        "bank": {"name": f"ivr-{dialect}", "modems": 6, "balance_fen": 100000, "dialect": dialect},
-        "sps": [
-            {"code": "901020", "name": "掌上乐园", "hotline": "4008001020", "services": services}
-        ],
-    }
 
 
 def assert_exact(report: SweepReport) -> None:
