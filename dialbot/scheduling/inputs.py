@@ -63,7 +63,7 @@ def load_services(
     with db() as session:
         rows = session.execute(
             select(Service.id, Sp.code, Service.billing, Service.region, Service.version,
-                   Service.updated_at).join(Sp, Service.sp_id == Sp.id)
+                   Service.updated_at, Service.channel).join(Sp, Service.sp_id == Sp.id)
         ).all()  # fmt: skip
         last = _last_probes(session)
         findings = dict(
@@ -75,9 +75,11 @@ def load_services(
         )
     selection = schedule.selection
     result: list[ServiceInfo] = []
-    for service_id, sp_code, billing, region, version, updated_at in rows:
+    for service_id, sp_code, billing, region, version, updated_at, channel in rows:
         if not selection.matches(sp_code, billing, region):
             continue
+        if channel == "ivr":
+            billing = "per_minute"  # a voice line only takes calls: only voice flows fit it
         probed, flow = last.get(service_id, (None, None))
         result.append(
             ServiceInfo(
