@@ -21,7 +21,14 @@ REGEX_KEYS = frozenset(
         "wap_confirm",
     }
 )
-INT_KEYS = frozenset({"mo_sms_fee_fen", "data_fee_fen_per_kb"})
+INT_KEYS = frozenset({"mo_sms_fee_fen", "data_fee_fen_per_kb", "call_fee_fen_per_min"})
+NUMBER_KEYS = frozenset({"billing_minute_s"})
+
+
+def _positive_number(value: Any, file: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(file, where, "must be a number greater than 0 (seconds)")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,9 @@ class CarrierProfile:
     wap_proxy: str = "10.0.0.172:80"
     wap_confirm: str = r"二次确认"
     data_fee_fen_per_kb: int = 0
+    # Voice (spec/channels.md §6): airtime is the carrier's, never an SP charge.
+    call_fee_fen_per_min: int = 0  # carrier airtime per started minute, never an SP charge
+    billing_minute_s: float = 60.0  # a simulated network may shorten it; time_scale never does
 
     @property
     def proxy_host_port(self) -> tuple[str, int]:
@@ -89,6 +99,9 @@ class CarrierProfile:
         for key, value in data.items():
             if key not in known:
                 raise ConfigError(file, f"{where}.{key}", "unknown key")
+            if key in NUMBER_KEYS:
+                values[key] = _positive_number(value, file, f"{where}.{key}")
+                continue
             want = int if key in INT_KEYS else str
             if want is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(file, f"{where}.{key}", "must be an integer (fen)")

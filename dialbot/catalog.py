@@ -52,6 +52,7 @@ _CONTROL_NAMES = {"\r": "CR", "\n": "LF", "\x1a": "Ctrl-Z", "\x1b": "ESC", "\t":
 _BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 _LIMITS = {"sp_name": 200, "service_name": 200, "region": 64}
 _KEYWORD_MAX = 70  # one SMS in UCS-2
+_DTMF = re.compile(r"[0-9*#A-D]{1,32}")
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ class CatalogEntry:
     cancel_cmd: str | None
     use_cmd: str | None
     region: str | None
-    channel: str = "sms"
-    url: str | None = None
+    channel: str = "sms"  # spec/channels.md §1: sms | wap | mms | ivr
+    url: str | None = None  # wap: the entry page
     present: frozenset[str] = frozenset(OPTIONAL)
 
 
@@ -230,14 +231,9 @@ def _entry(
             price_fen = parse_price(values["price"] or "")
         except ValueError as exc:
             problems.append(CatalogError(file, f"line {line}, column price", str(exc)))
-    if (
-        values.get("billing") == "monthly"
-        and channel != "wap"  # cancelled through the carrier's list when the SP has no keyword
-        and not values.get("cancel_cmd")
-        and before == len(problems)
-    ):
-        reason = "required for monthly services (the keyword that cancels it)"
-        problems.append(CatalogError(file, f"line {line}, column cancel_cmd", reason))
+    if before == len(problems):
+        for column, reason in _channel_problems(channel, values):
+            problems.append(CatalogError(file, f"line {line}, column {column}", reason))
     if len(problems) != before:
         return None
     return CatalogEntry(
@@ -260,6 +256,34 @@ def _entry(
     )
 
 
+def _channel_problems(channel: str, values: dict[str, str | None]) -> list[tuple[str, str]]:
+    """What a row's channel demands of its other columns (spec/channels.md §1, §6)."""
+    billing = values.get("billing")
+    subscribe = values.get("subscribe_cmd")
+    if channel != "ivr":
+        out = []
+        if billing == "per_minute":
+            out.append(("billing", "per_minute is for ivr services (channel ivr) only"))
+        if not subscribe:
+            out.append(("subscribe_cmd", "required value is empty"))
+        # a WAP service is cancelled through the carrier's list when the SP has no keyword
+        if billing == "monthly" and channel != "wap" and not values.get("cancel_cmd"):
+            reason = "required for monthly services (the keyword that cancels it)"
+            out.append(("cancel_cmd", reason))
+        return out
+    if billing not in ("per_minute", "monthly"):
+        return [("billing", "an ivr service is billed per_minute or monthly (ordered by key)")]
+    out = []
+    if billing == "per_minute" and (subscribe or values.get("cancel_cmd")):
+        out.append(("subscribe_cmd", "must be empty for a per_minute ivr line"))
+    if billing == "monthly" and not (subscribe and _DTMF.fullmatch(subscribe)):
+        out.append(("subscribe_cmd", "an ivr subscription is ordered by DTMF keys (0-9 * # A-D)"))
+    use = values.get("use_cmd")
+    if use and not _DTMF.fullmatch(use):
+        out.append(("use_cmd", f"{use!r} must be DTMF keys (0-9 * # A-D) for an ivr line"))
+    return out
+
+
 def _field(name: str, value: str) -> str | None:
     """One cell, checked: returns the cleaned value (None for an empty optional)."""
     bad = control_character(value)
@@ -267,7 +291,7 @@ def _field(name: str, value: str) -> str | None:
         raise ValueError(f"contains control character {bad}")
     value = value.strip()
     if not value:
-        if name in REQUIRED:
+        if name in REQUIRED and name != "subscribe_cmd":  # empty for ivr lines (checked later)
             raise ValueError("required value is empty")
         return None
     if name in ("sp_code", "service_code") and not _CODE.fullmatch(value):

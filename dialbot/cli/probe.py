@@ -73,11 +73,7 @@ def _plan(
         if name not in flows:
             raise click.UsageError(f"no flow {name!r} (known: {', '.join(sorted(flows))})")
         flow = flows[name]
-        fitting = [
-            s
-            for s in chosen
-            if s.billing in flow.billing and (flow.kind == "wap") == (s.channel == "wap")
-        ]
+        fitting = [s for s in chosen if flow.fits(s.channel, s.billing)]
         if not fitting:
             raise click.UsageError(f"flow {name!r} is for {', '.join(flow.billing)} services")
         return [(s, flow) for s in fitting]

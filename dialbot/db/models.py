@@ -29,7 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship,
 from dialbot.db.types import AwareDateTime, BigId, utcnow
 from dialbot.errors import DialbotError
 
-BILLING_TYPES = ("monthly", "per_use")
+BILLING_TYPES = ("monthly", "per_use", "per_minute")
 CHANNELS = ("sms", "wap", "mms", "ivr")  # spec/channels.md §1
 EVENT_KINDS = (
     "sms_out",
@@ -90,6 +90,7 @@ class Service(Base):
         UniqueConstraint("sp_id", "code", name="uq_services_sp_code"),
         CheckConstraint(_in("billing", BILLING_TYPES), name="ck_services_billing"),
         CheckConstraint("price_fen >= 0", name="ck_services_price"),
+        CheckConstraint(_in("channel", CHANNELS), name="ck_services_channel"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

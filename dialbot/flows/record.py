@@ -200,6 +200,17 @@ class Recorder:
             "modem_fault", at=now(), text=text, data={"trace": trace, "error": type(exc).__name__}
         )
 
+    def call(self, evidence: dict[str, Any], label: str = "") -> EventRow:
+        """A voice call (spec/channels.md §8): dial, progress lines with times, answer,
+        DTMF, hang-up, release and the measured duration (all in `data`; `text` sums up)."""
+        return self._append(
+            "call",
+            at=datetime.fromisoformat(evidence["dialled_at"]),
+            peer=str(evidence.get("number", "")),
+            text=call_summary(evidence),
+            data={**evidence, "label": label},
+        )
+
     def note(self, text: str, **data: Any) -> EventRow:
         return self._append("note", at=now(), text=text, data=data or None)
 
@@ -215,6 +226,35 @@ def _listed_item(data: dict[str, Any]) -> ListedItem:
         price_fen=price if isinstance(price, int) else None,
         access=str(data.get("access") or ""),
     )
+
+
+def call_summary(evidence: dict[str, Any]) -> str:
+    """One line a reader of the publication understands: what happened, with times."""
+
+    def secs(key: str) -> str | None:
+        value = evidence.get(key)
+        return f"{value:.1f}s" if isinstance(value, int | float) else None
+
+    parts = [f"call {evidence.get('number', '')} ({evidence.get('make', '')})"]
+    answered = secs("answered_t")
+    parts.append(f"answered after {answered}" if answered else "not answered")
+    keys = "".join(str(k.get("key", "")) for k in evidence.get("dtmf") or [])
+    if keys:
+        parts.append(f"DTMF {keys}")
+    ended = evidence.get("ended_by")
+    if ended == "robot":
+        parts.append(
+            f"hung up after {secs('measured_s')} connected (at most {secs('max_connected_s')})"
+        )
+        released = secs("released_t")
+        parts.append(
+            f"released at {released}" if released else "NOT released (+CLCC still lists it)"
+        )
+    elif ended == "far_end":
+        parts.append(f"ended by the far end after {secs('measured_s')} connected")
+    elif ended == "not_placed":
+        parts.append(f"not placed: {evidence.get('cause', '')}")
+    return "; ".join(parts)
 
 
 def to_judge_event(row: EventRow) -> Event:
@@ -235,4 +275,5 @@ def to_judge_event(row: EventRow) -> Event:
         balance_fen=int(balance) if isinstance(balance, int) else None,
         items=items,
         data=data if row.kind == "http" else None,
+        call=data if row.kind == "call" else None,
     )

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 # The error of a run taken over from a dead owner (rows written before run owners say just this).
 DEAD = "the process ended before the run"
 OPEN_STATES = tuple(s.value for s in RunState if s not in TERMINAL_STATES)
-FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "watch", "wap")
+FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "watch", "wap", "ivr")
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,10 @@ class Recovery:
                 r for r in rows if r.kind in MESSAGE_KINDS and _data(r).get("watch") != "late_reply"
             ]
         actions = tuple(self._actions(rows, service))
-        ordered = any(a.kind is ActionKind.ORDER for a in actions)
+        # an ivr run's "order" is its call (a key press may subscribe): the call evidence
+        ordered = any(a.kind is ActionKind.ORDER for a in actions) or any(
+            r.kind == "call" for r in rows
+        )
         if service is not None and has_order and not ordered:
             service = None  # the order may be out unrecorded: judge only what came unasked
         own = run_id if ordered else None

@@ -113,6 +113,8 @@ def transcript_line(row: EventRow) -> str:
         return f"{at} [blue]⇄ {escape(row.peer or '')}[/] {url} ({how}, {data.get('size', 0)} B)"
     if row.kind == "wap_push":
         return f"{at} [green]← push {escape(row.peer or '')}[/] {text}"
+    if row.kind == "call":
+        return f"{at} [cyan]☎ {escape(row.peer or '')}[/] {text}"
     return f"{at} [dim]{text}[/]"
 
 

@@ -31,7 +31,7 @@ from dialbot.db.catalogue import ServiceView, list_services
 from dialbot.db.models import RunState
 from dialbot.db.obligations import Obligation, pending_for_sim
 from dialbot.fleet import Fleet, FleetModem, Lease, NoModemAvailable, SimState
-from dialbot.flows.model import Flow
+from dialbot.flows.model import Flow, default_flows
 from dialbot.flows.recovery import CutJudged
 from dialbot.flows.runner import RunOutcome, SimRef, service_info
 from dialbot.flows.runtime import local_runtime as local_runtime  # the scheduler's runtime
@@ -122,11 +122,9 @@ class SweepReport:
 
 
 def flow_names(service: ServiceView) -> tuple[str, ...]:
-    """The standard flows of a service: WAP services are browsed (`wap`), SMS ones get
-    decline + their billing type's flow."""
-    if service.channel == "wap":
-        return ("wap",)
-    return ("decline", service.billing)
+    """The standard flows of a service: WAP services are browsed (`wap`), ivr lines called
+    (`ivr`), SMS ones get decline + their billing type's flow (`default_flows`)."""
+    return default_flows(service.channel, service.billing)
 
 
 def plan(services: list[ServiceView], flows: dict[str, Flow]) -> list[Task]:

@@ -20,6 +20,7 @@ from dialbot.judge.model import (
     ServiceInfo,
 )
 from dialbot.judge.rules import RULES, SEEN_RULES, SEVERITY, Case
+from dialbot.judge.rules_call import judge_calls
 from dialbot.judge.rules_wap import WAP_SEEN_RULES, judge_wap
 from dialbot.judge.timeline import build, intruders
 
@@ -43,6 +44,9 @@ def judge(run: RunRecord) -> list[Finding]:
     if run.flow == "wap":
         found_wap = judge_wap(run)
         return [f for f in found_wap if not run.cut or f.code in WAP_SEEN_RULES]
+    if run.flow == "ivr":  # voice calls: judged on their measured durations and balances
+        # (a cut run too: each call is judged only between two balance readings it has)
+        return sorted(judge_calls(run), key=lambda f: (f.observed_at, f.code))
     tl = build(run)
     found = intruders(tl)
     expected = 0

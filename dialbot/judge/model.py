@@ -19,10 +19,10 @@ from typing import Any, Literal
 from dialbot.carrier import CarrierProfile
 
 EventKind = Literal[
-    "sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note", "http"
+    "sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note", "http", "call"
 ]
-FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch", "wap"]
-Billing = Literal["monthly", "per_use"]
+FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch", "wap", "ivr"]
+Billing = Literal["monthly", "per_use", "per_minute"]
 Severity = Literal["critical", "major", "minor", "quality"]
 
 
@@ -41,7 +41,7 @@ class ServiceInfo:
     sp_hotline: str = ""
     cancel_cmd: str = ""
     use_cmd: str = ""
-    channel: str = "sms"  # sms | wap | mms | ivr
+    channel: str = "sms"  # sms | wap | mms | ivr (spec/channels.md §1)
     url: str = ""  # wap: the entry page
 
     @property
@@ -85,6 +85,8 @@ class Event:
     balance_fen: int | None = None
     items: tuple[ListedItem, ...] | None = None
     data: Mapping[str, Any] | None = field(default=None, compare=False)  # http: what led there
+    # `call` events: the call record (modem.voice.CallRecord.evidence()), times in seconds
+    call: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
 class ActionKind(Enum):

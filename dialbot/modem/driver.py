@@ -49,6 +49,7 @@ from dialbot.modem.patched import FleetGsmModem
 from dialbot.modem.safety import check_number, check_text, check_ussd
 from dialbot.modem.store import MemoryStore, PduStore
 from dialbot.modem.trace import AtTrace
+from dialbot.modem.voice import Voice
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -117,6 +118,7 @@ class Modem:
         self._http: tuple[FleetGsmModem | None, str, HttpFamily | None] = (None, "", None)
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self.voice = Voice(self)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -179,6 +181,18 @@ class Modem:
     def command(self, command: str, timeout: float | None = None) -> list[str]:
         """Send one AT command (from code, never from data) and return its answer lines."""
         return self._op(lambda gsm: gsm.write(command, timeout=timeout or 1e9) or [])
+
+    def write_nowait(self, command: str) -> None:
+        """Send one AT command (from code) without waiting: its result codes arrive as URCs.
+
+        For commands whose final result comes late or never (ATD on Wavecom
+        and ZTE); the voice family reads the result from the URC stream.
+        """
+        self._op(lambda gsm: gsm.write(command, waitForResponse=False))
+
+    def manufacturer(self) -> str:
+        """The +CGMI answer (the make decides the call-progress dialect)."""
+        return self._op(lambda gsm: str(gsm.manufacturer or ""))
 
     def health(self) -> Health:
         """+CPIN, +CREG and +CSQ, each within the command timeout."""
@@ -388,6 +402,7 @@ class Modem:
     # -- URCs (reader thread: never block) -----------------------------------
     def _on_urc(self, line: str) -> None:
         gsm = self._gsm
+        self.voice.on_urc(line)
         if line.startswith(DATA_URCS):
             self.urcs.put(line)
         elif line.startswith("+CMTI:") or line.startswith("+CDSI:"):
@@ -445,6 +460,7 @@ class Modem:
             return False
         self.failures = 0
         self.last_error = None
+        self.voice.reset()
         self._drain_events()
         self._set_state(LinkState.READY)
         self._events.put("sweep")

@@ -67,6 +67,10 @@ URC_PREFIXES = (
     "^CONN:",
     "^CEND:",
     "+WIND:",
+    "NO CARRIER",  # a call ended (ATD itself is sent without waiting: see modem/voice.py)
+    "BUSY",
+    "NO ANSWER",
+    "HANGUP:",  # ZTE
     "+ZPAS:",
     "+DTMF:",
     "RDY",

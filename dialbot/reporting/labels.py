@@ -23,6 +23,8 @@ VIOLATIONS: dict[str, tuple[str, str]] = {
     "CONTENT_NOT_DELIVERED": ("未下发内容", "Content not delivered"),
     "FORCED_REDIRECT": ("强制跳转订购", "Forced redirect to an order"),
     "MISLEADING_LINK": ("诱导订购链接", "Misleading link (诱导订购)"),
+    "CALL_OVERBILLED": ("声讯超时长计费", "Call billed beyond its minutes"),
+    "CALL_NOT_RELEASED": ("挂机后未释放", "Call not released after hang-up"),
 }
 
 SEVERITIES: dict[str, tuple[str, str]] = {
@@ -42,6 +44,7 @@ EVIDENCE_KINDS: dict[str, tuple[str, str]] = {
     "note": ("备注", "note"),
     "http": ("WAP 页面", "WAP page"),
     "wap_push": ("WAP PUSH", "WAP PUSH"),
+    "call": ("语音呼叫", "voice call"),
 }
 
 

@@ -247,12 +247,16 @@ def _risk(service: ServiceInfo) -> float:
 
 
 WAP_FLOW = "wap"
+IVR_FLOW = "ivr"
+# Channels probed only by the flow of that name, which probes nothing else.
+CHANNEL_FLOWS = {"wap": WAP_FLOW, "ivr": IVR_FLOW}
 DATA_CHANNELS = ("wap", "mms")
 
 
 def flow_key(channel: str, billing: str) -> str:
-    """Flows are applicable per billing type, and WAP ones only to WAP services."""
-    return f"wap:{billing}" if channel == "wap" else billing
+    """Flows are applicable per billing type, and a channel's own flow (WAP: browsing,
+    ivr: calls) only to that channel's services."""
+    return f"{channel}:{billing}" if channel in CHANNEL_FLOWS else billing
 
 
 Pair = tuple[ServiceInfo, str]
@@ -260,10 +264,11 @@ Pair = tuple[ServiceInfo, str]
 
 def flows_by_billing(spec: NightSpec) -> dict[str, list[str]]:
     """The schedule's flows that apply to each billing type, in the schedule's order
-    (keyed by `flow_key`: the `wap` flow applies only to WAP services, the others never)."""
+    (keyed by `flow_key`: the `wap` and `ivr` flows apply only to their channel's
+    services, the others never to those)."""
     by_billing: dict[str, list[str]] = {}
     for flow in spec.flows:
-        channel = "wap" if flow == WAP_FLOW else "sms"
+        channel = next((c for c, name in CHANNEL_FLOWS.items() if name == flow), "sms")
         for billing in spec.flow_billing.get(flow, ()):
             by_billing.setdefault(flow_key(channel, billing), []).append(flow)
     return by_billing

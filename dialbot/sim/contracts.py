@@ -51,6 +51,21 @@ class Handset(Protocol):
         ...
 
 
+class CallLeg(Protocol):
+    """The network's end of one call, told what the handset does (e.g. the IVR platform).
+
+    The handset calls `answered` when the far end picks up, `dtmf` for each
+    key it sends while the call is up, and `released` exactly once when the
+    call really ends (far end, handset, or the network letting go late).
+    """
+
+    def answered(self) -> None: ...
+
+    def dtmf(self, key: str) -> None: ...
+
+    def released(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class CallResult:
     """How a voice call placed by a handset goes."""
@@ -58,6 +73,8 @@ class CallResult:
     answered: bool
     answer_after_s: float = 1.0
     duration_s: float = 2.0  # the far end hangs up after this long, unless the handset does
+    holds_after_hangup_s: float = 0.0  # the network keeps the call up after the handset hangs up
+    leg: CallLeg | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 from dialbot.sim.carrier import Account, Carrier
 from dialbot.sim.contracts import CallResult, Handset, HttpRequest, HttpResult, Scheduler
+from dialbot.sim.ivr import IvrPlatform
 from dialbot.sim.sps import SpAgent
 from dialbot.sim.wap import WapGateway
 from dialbot.sim.world import Service, Sp, World
@@ -58,6 +59,7 @@ class Network:
             self._after_cancel,
             order_notices=bool(world.extra.get("order_notices", True)),
         )
+        self.ivr = IvrPlatform(self.carrier, scheduler)
         self.agents: dict[str, SpAgent] = {}
         self.routes: dict[tuple[str, str], tuple[SpAgent, Service, str]] = {}
         self.by_access: dict[str, list[SpAgent]] = {}
@@ -79,6 +81,9 @@ class Network:
         )
         self.agents[sp.code] = agent
         for service in sp.services:
+            if service.channel == "ivr":
+                self.ivr.add(sp, service)
+                continue
             if not service.access:
                 continue  # a WAP service without an SMS side
             owners = self.by_access.setdefault(service.access, [])
@@ -124,10 +129,12 @@ class Network:
         return reply
 
     def dial(self, msisdn: str, number: str) -> CallResult:
-        """10086 answers; another SIM of the bank answers; anything else rings out."""
+        """10086 and IVR lines answer; another SIM of the bank answers; the rest rings out."""
         account = self._account(normalize_number(msisdn))
         to = normalize_number(number)
-        if to == self.world.carrier.service_number:
+        if self.ivr.serves(to):
+            result = self.ivr.dial(account, to)
+        elif to == self.world.carrier.service_number:
             result = CallResult(answered=True, answer_after_s=1.0, duration_s=5.0)
         elif to in self.handsets:
             result = CallResult(answered=True, answer_after_s=2.0, duration_s=3.0)

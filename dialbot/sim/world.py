@@ -68,6 +68,14 @@ class Behaviour:
     skips_carrier_confirm: bool = False
     page_omits_price: bool = False
     wap_push_per_night: int = 0
+    # IVR lines (channel: ivr), spec/channels.md §6
+    answer_after_s: float = 2.0
+    hangs_up_after_s: float = 600.0  # the line hangs up by itself after this long
+    bill_extra_minutes: int = 0
+    bill_from_dial: bool = False
+    holds_after_hangup_s: float = 0.0
+    subscribe_on_key: str | None = None
+    subscribe_on_key_fen: int = 500
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ class Service:
     code: str
     name: str
     access: str
-    billing: str  # "monthly" | "per_use"
+    billing: str  # "monthly" | "per_use" | "per_minute" (ivr)
     price_fen: int
     subscribe: str
     cancel: str | None

@@ -20,6 +20,10 @@ its ``subscribe`` is the order link's text, and ``access``/``cancel`` become
 optional (an SMS cancel keyword if the SP has one). Faults add ``http_error``
 (a module error 601..604 on every HTTP request) and ``bearer_drop_after``
 (the data bearer drops after that many requests).
+
+Voice lines (spec/channels.md §6): ``channel: ivr`` with ``billing:
+per_minute``, no ``subscribe``/``cancel``, ``use`` as DTMF keys; their
+behaviour knobs add ``hangs_up_after_s`` (when the line hangs up by itself).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ PROMPT_PARTS = ("price", "sp_name", "hotline")
 # A keyword equal to a confirmation token could never be told apart from a confirmation.
 RESERVED_KEYWORDS = {"Y", "是"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DTMF = re.compile(r"[0-9*#A-D]{1,32}")
 
 
 def demo_world_path() -> Path:
@@ -347,14 +352,15 @@ class _Validator:
         raw = self.table(value, path, _SERVICE_KEYS)
         if not isinstance(value, dict):
             raise self.fail(path, "must be a mapping")
-        billing = self.text(self.required(raw, "billing", path), f"{path}.billing")
-        if billing not in ("monthly", "per_use"):
-            raise self.fail(f"{path}.billing", f"must be monthly or per_use, got {billing!r}")
         channel = self.text(raw.get("channel", "sms"), f"{path}.channel")
         if channel not in SIM_CHANNELS:
             raise self.fail(
                 f"{path}.channel", f"must be one of {', '.join(SIM_CHANNELS)}, got {channel!r}"
             )
+        billing = self.text(self.required(raw, "billing", path), f"{path}.billing")
+        allowed = ("per_minute",) if channel == "ivr" else ("monthly", "per_use")
+        if billing not in allowed:
+            raise self.fail(f"{path}.billing", f"must be {' or '.join(allowed)}, got {billing!r}")
         wap = channel == "wap"
         cancel = raw.get("cancel")
         if billing == "monthly" and not wap:
@@ -371,25 +377,41 @@ class _Validator:
         url = self.wap_url(self.required(raw, "url", path), f"{path}.url") if wap else None
         if url is None and raw.get("url") is not None:
             raise self.fail(f"{path}.url", "only wap services have a url")
-        subscribe = self.required(raw, "subscribe", path)
         use = raw.get("use")
         region = raw.get("region")
+        if channel == "ivr":  # a voice line: no keywords; `use` are DTMF keys of its menu
+            if raw.get("subscribe") is not None:
+                raise self.fail(f"{path}.subscribe", "an ivr line has no subscribe keyword")
+            subscribe = ""
+            use = self.dtmf(use, f"{path}.use") if use is not None else None
+        else:  # a WAP order is a link: its text, not a keyword
+            subscribe = self.required(raw, "subscribe", path)
+            subscribe = (
+                self.text(subscribe, f"{path}.subscribe")
+                if wap
+                else self.keyword(subscribe, f"{path}.subscribe")
+            )
+            use = self.keyword(use, f"{path}.use") if use is not None else None
         return Service(
             code=self.text(self.required(raw, "code", path), f"{path}.code"),
             name=self.text(self.required(raw, "name", path), f"{path}.name"),
             access=access,
             billing=billing,
             price_fen=self.integer(self.required(raw, "price_fen", path), f"{path}.price_fen"),
-            subscribe=self.text(subscribe, f"{path}.subscribe")
-            if wap
-            else self.keyword(subscribe, f"{path}.subscribe"),
+            subscribe=subscribe,
             cancel=cancel,
-            use=self.keyword(use, f"{path}.use") if use is not None else None,
+            use=use,
             region=self.text(region, f"{path}.region") if region is not None else None,
             behaviour=self.behaviour(raw.get("behaviour"), f"{path}.behaviour"),
             channel=channel,
             url=url,
         )
+
+    def dtmf(self, value: Any, path: str) -> str:
+        keys = self.text(value, path)
+        if not _DTMF.fullmatch(keys):
+            raise self.fail(path, f"must be DTMF keys (0-9 * # A-D), got {keys!r}")
+        return keys
 
     def wap_url(self, value: Any, path: str) -> str:
         url = self.text(value, path)
@@ -441,7 +463,34 @@ class _Validator:
             skips_carrier_confirm=flag("skips_carrier_confirm"),
             page_omits_price=flag("page_omits_price"),
             wap_push_per_night=count("wap_push_per_night"),
+            **self.ivr_behaviour(raw, path, d),
         )
+
+    def ivr_behaviour(self, raw: dict[str, Any], path: str, d: Behaviour) -> dict[str, Any]:
+        """The voice-line knobs of spec/channels.md §6 (plus `hangs_up_after_s`)."""
+
+        def seconds(key: str) -> float:
+            return self.number(raw.get(key, getattr(d, key)), f"{path}.{key}", 0.0, None)
+
+        trap = raw.get("subscribe_on_key")
+        return {
+            "answer_after_s": seconds("answer_after_s"),
+            "hangs_up_after_s": seconds("hangs_up_after_s"),
+            "holds_after_hangup_s": seconds("holds_after_hangup_s"),
+            "bill_extra_minutes": self.integer(
+                raw.get("bill_extra_minutes", 0), f"{path}.bill_extra_minutes"
+            ),
+            "bill_from_dial": self.boolean(
+                raw.get("bill_from_dial", False), f"{path}.bill_from_dial"
+            ),
+            "subscribe_on_key": None
+            if trap is None
+            else self.dtmf(trap, f"{path}.subscribe_on_key"),
+            "subscribe_on_key_fen": self.integer(
+                raw.get("subscribe_on_key_fen", d.subscribe_on_key_fen),
+                f"{path}.subscribe_on_key_fen",
+            ),
+        }
 
     def omits(self, value: Any, path: str) -> tuple[str, ...]:
         if value is None:
@@ -479,7 +528,10 @@ class _Validator:
             for j, svc in enumerate(sp.services):
                 for key in ("subscribe", "cancel", "use"):
                     word = getattr(svc, key)
-                    if word is None or not svc.access or (key == "subscribe" and svc.url):
+                    if not word or not svc.access or svc.channel == "ivr":
+                        continue
+                    if key == "subscribe" and svc.url:
+                        continue
                         continue
                     route = (svc.access, word.upper())
                     here = f"sps[{i}].services[{j}].{key}"
@@ -509,7 +561,7 @@ _SERVICE_KEYS = {
     "url",
 }
 # Channels the simulated network serves (spec/channels.md §1 lists sms, wap, mms, ivr).
-SIM_CHANNELS = ("sms", "wap")
+SIM_CHANNELS = ("sms", "wap", "ivr")
 _BEHAVIOUR_KEYS = {f for f in Behaviour.__dataclass_fields__}
 
 
