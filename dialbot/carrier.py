@@ -59,6 +59,7 @@ class CarrierProfile:
     wap_proxy: str = "10.0.0.172:80"
     wap_confirm: str = r"二次确认"
     data_fee_fen_per_kb: int = 0
+    mmsc: str = "http://mmsc.monternet.com"  # the MMS centre behind the WAP gateway
 
     @property
     def proxy_host_port(self) -> tuple[str, int]:

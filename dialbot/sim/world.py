@@ -68,6 +68,9 @@ class Behaviour:
     skips_carrier_confirm: bool = False
     page_omits_price: bool = False
     wap_push_per_night: int = 0
+    # MMS (spec/channels.md §6)
+    mms_empty: bool = False  # notifications whose content is empty or fails to fetch
+    mms_after_cancel: int = 0  # notifications sent after the cancellation
 
 
 @dataclass(frozen=True)

@@ -441,6 +441,8 @@ class _Validator:
             skips_carrier_confirm=flag("skips_carrier_confirm"),
             page_omits_price=flag("page_omits_price"),
             wap_push_per_night=count("wap_push_per_night"),
+            mms_empty=flag("mms_empty"),
+            mms_after_cancel=count("mms_after_cancel"),
         )
 
     def omits(self, value: Any, path: str) -> tuple[str, ...]:
@@ -509,7 +511,7 @@ _SERVICE_KEYS = {
     "url",
 }
 # Channels the simulated network serves (spec/channels.md §1 lists sms, wap, mms, ivr).
-SIM_CHANNELS = ("sms", "wap")
+SIM_CHANNELS = ("sms", "wap", "mms")
 _BEHAVIOUR_KEYS = {f for f in Behaviour.__dataclass_fields__}
 
 
