@@ -64,7 +64,9 @@ def _plan(
         fitting = [
             s
             for s in chosen
-            if s.billing in flow.billing and (flow.kind == "wap") == (s.channel == "wap")
+            if s.billing in flow.billing
+            and (flow.kind == "wap") == (s.channel == "wap")
+            and (flow.kind != "mms" or s.channel == "mms")
         ]
         if not fitting:
             raise click.UsageError(f"flow {name!r} is for {', '.join(flow.billing)} services")

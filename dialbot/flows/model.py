@@ -130,7 +130,29 @@ class Use:
 
 
 WapStep = Open | Explore | Order | Use
-Step = Send | Expect | Reply | Balance | Subscriptions | Observe | Cancel | CancelAll | WapStep
+
+
+@dataclass(frozen=True)
+class FetchMms:
+    """MMS: wait up to `within` for an MMS notification from the SP (none already waiting),
+    then fetch the content of every notification not yet fetched, through the WAP proxy."""
+
+    within: float = 60.0
+    line: int = 0
+
+
+Step = (
+    Send
+    | Expect
+    | Reply
+    | Balance
+    | Subscriptions
+    | Observe
+    | Cancel
+    | CancelAll
+    | WapStep
+    | FetchMms
+)
 
 
 @dataclass(frozen=True)

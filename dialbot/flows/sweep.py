@@ -119,6 +119,8 @@ def flow_names(service: ServiceView) -> tuple[str, ...]:
     decline + their billing type's flow."""
     if service.channel == "wap":
         return ("wap",)
+    if service.channel == "mms":  # ordered by SMS, content as MMS (its own flows)
+        return ("decline", "mms" if service.billing == "monthly" else "mms_per_use")
     return ("decline", service.billing)
 
 

@@ -18,6 +18,7 @@ from dialbot.judge.model import (
     ServiceInfo,
 )
 from dialbot.judge.rules import RULES, SEVERITY, Case
+from dialbot.judge.rules_mms import judge_mms
 from dialbot.judge.rules_wap import judge_wap
 from dialbot.judge.timeline import build, intruders
 
@@ -40,6 +41,8 @@ def judge(run: RunRecord) -> list[Finding]:
         return []
     if run.flow == "wap":
         return judge_wap(run)
+    if run.flow == "mms":
+        return judge_mms(run)
     tl = build(run)
     found = intruders(tl)
     expected = 0

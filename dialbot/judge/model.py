@@ -19,9 +19,9 @@ from typing import Any, Literal
 from dialbot.carrier import CarrierProfile
 
 EventKind = Literal[
-    "sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note", "http"
+    "sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note", "http", "mms"
 ]
-FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch", "wap"]
+FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch", "wap", "mms"]
 Billing = Literal["monthly", "per_use"]
 Severity = Literal["critical", "major", "minor", "quality"]
 
