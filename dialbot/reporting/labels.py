@@ -38,6 +38,8 @@ EVIDENCE_KINDS: dict[str, tuple[str, str]] = {
     "ussd": ("USSD 会话", "USSD session"),
     "modem_fault": ("设备故障", "modem fault"),
     "note": ("备注", "note"),
+    "wap_push": ("收到WAP PUSH", "WAP PUSH received"),
+    "mms": ("彩信下载", "MMS fetched"),
 }
 
 

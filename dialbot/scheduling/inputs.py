@@ -59,7 +59,7 @@ def load_services(
     with db() as session:
         rows = session.execute(
             select(Service.id, Sp.code, Service.billing, Service.region, Service.version,
-                   Service.updated_at).join(Sp, Service.sp_id == Sp.id)
+                   Service.updated_at, Service.channel).join(Sp, Service.sp_id == Sp.id)
         ).all()  # fmt: skip
         last = _last_probes(session)
         findings = dict(
@@ -71,7 +71,7 @@ def load_services(
         )
     selection = schedule.selection
     result: list[ServiceInfo] = []
-    for service_id, sp_code, billing, region, version, updated_at in rows:
+    for service_id, sp_code, billing, region, version, updated_at, channel in rows:
         if not selection.matches(sp_code, billing, region):
             continue
         probed, flow = last.get(service_id, (None, None))
@@ -85,6 +85,7 @@ def load_services(
                 last_flow=flow,
                 changed_at=updated_at if version > 1 else None,
                 recent_findings=int(findings.get(sp_code, 0)),
+                channel=channel or "sms",
             )
         )
     return result

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
+from dialbot.flows.channels import can_probe, channel_flows
 from dialbot.mask import mask_msisdn
 
 # How many queue heads a free lane looks at before it waits for the next
@@ -59,6 +60,7 @@ class ServiceInfo:
     last_flow: str | None = None
     changed_at: datetime | None = None  # last catalogue change
     recent_findings: int = 0  # recent findings against its SP
+    channel: str = "sms"  # sms | wap | mms: which flow does what a scheduled flow does
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class SimInfo:
     region: str | None = None  # its bank's region; None: nationwide
     balance_fen: int | None = None
     last_sp: str | None = None  # SP of the last probe this SIM ran
+    data: str | None = None  # its modem browses ("http") or not ("none"); None: unknown
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,11 @@ def _risk(service: ServiceInfo) -> float:
     return score
 
 
+def _applicable(service: ServiceInfo, by_billing: dict[str, list[str]]) -> list[str]:
+    """The scheduled flows of the service's billing type, as its channel runs them."""
+    return channel_flows(by_billing[service.billing], service.channel, service.billing)
+
+
 def _pick_flow(service: ServiceInfo, applicable: Sequence[str]) -> str:
     """The flow after the one used last time, so a service meets every flow in turn."""
     if service.last_flow in applicable:
@@ -238,7 +246,7 @@ def _candidates(
     ordered += [(TIER_AHEAD, row[3]) for row in extra if row[1] >= 0]
     result: list[_Candidate] = []
     for rank, (tier, service) in enumerate(ordered):
-        flow = _pick_flow(service, by_billing[service.billing])
+        flow = _pick_flow(service, _applicable(service, by_billing))
         duration = float(spec.flow_seconds.get(flow, 0.0))
         result.append(_Candidate(rank, service, flow, duration, tier))
     return result, covered, by_billing
@@ -264,7 +272,7 @@ class _Fillers:
         """The longest-unprobed covered service of another SP this lane may run now."""
         for _ in range(min(SCAN_LIMIT, len(self.queue))):
             service = self.queue.popleft()
-            flow = _pick_flow(service, self.by_billing[service.billing])
+            flow = _pick_flow(service, _applicable(service, self.by_billing))
             cand = _Candidate(self.rank, service, flow,
                               float(self.spec.flow_seconds.get(flow, 0.0)), TIER_ROTATION)  # fmt: skip
             if service.sp_code != lane.last_sp and ok(cand):
@@ -382,6 +390,8 @@ def _fits(
     """Region, window end and per-SP concurrency allow ``cand`` on ``lane`` at ``now``."""
     region = cand.service.region
     if region is not None and lane.sim.region not in (None, region):
+        return False
+    if not can_probe(cand.service.channel, lane.sim.data):
         return False
     if now + cand.duration > window:
         return False

@@ -46,12 +46,9 @@ WAP_KNOBS = {
     "page_omits_price",
     "wap_push_per_night",
 }
-MMS_KNOBS = {"mms_empty", "mms_after_cancel"}  # with the MMS probes (issue 11)
 
 
-@pytest.mark.parametrize(
-    "knob", [f.name for f in fields(Behaviour) if f.name not in WAP_KNOBS | MMS_KNOBS]
-)
+@pytest.mark.parametrize("knob", [f.name for f in fields(Behaviour) if f.name not in WAP_KNOBS])
 def test_demo_world_uses_every_knob(knob: str) -> None:
     world = load_world(demo_world_path())
     default = getattr(Behaviour(), knob)
