@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from dialbot.carrier import CarrierProfile
 from dialbot.judge import judge
-from dialbot.judge.model import ActionKind, Event, RunRecord
+from dialbot.judge.model import ActionKind, Event, PastOrder, RunRecord
 
-from .scenarios import Knobs, monthly
+from .scenarios import T0, XHXH, Knobs, monthly
 
 PUSH_TEXT = "[WAP PUSH application/vnd.wap.mms-message]"
 
@@ -81,3 +81,33 @@ def test_the_carriers_traffic_fee_for_fetches_is_not_an_sp_charge() -> None:
     assert codes(mms_run(["ok", "ok"], traffic_fen=2, fee=1)) == set()
     assert codes(mms_run(["ok", "ok"], traffic_fen=2, fee=0)) == {"OVERCHARGE"}
     assert codes(mms_run(["ok", "ok"], traffic_fen=90, fee=1)) == {"OVERCHARGE"}
+
+
+def _watch(history: tuple[PastOrder, ...] = ()) -> RunRecord:
+    """A watch run that saw one MMS notification from XHXH's access number."""
+    push = Event(7, T0 + timedelta(hours=2), "sms_in", XHXH.access_number, PUSH_TEXT)
+    return RunRecord(
+        run_id=5,
+        flow="watch",
+        events=(push,),
+        observed_until=T0 + timedelta(hours=3),
+        catalogue=(XHXH,),
+        history=history,
+    )
+
+
+def test_an_mms_notification_is_a_message_like_an_sms() -> None:
+    found = judge(_watch())
+    assert [(f.code, f.sp_code, f.evidence) for f in found] == [
+        ("UNSOLICITED_MESSAGE", "901001", [7])
+    ]
+    cancelled = PastOrder("901001", "XHXH", T0, T0 + timedelta(minutes=2),
+                          T0 + timedelta(minutes=1), (3,))  # fmt: skip
+    assert {f.code for f in judge(_watch((cancelled,)))} == {"MESSAGE_AFTER_CANCEL"}
+
+
+def test_notifications_after_the_cancellation_in_the_run() -> None:
+    run = mms_run(["ok", "ok"])
+    ack = max(e.at for e in run.events if "退订" in e.text)
+    late = Event(2000, ack + timedelta(seconds=2), "sms_in", XHXH.access_number, PUSH_TEXT)
+    assert codes(dataclasses.replace(run, events=(*run.events, late))) == {"MESSAGE_AFTER_CANCEL"}
