@@ -69,6 +69,7 @@ class CarrierProfile:
     # Voice (spec/channels.md §6): airtime is the carrier's, never an SP charge.
     call_fee_fen_per_min: int = 0  # carrier airtime per started minute, never an SP charge
     billing_minute_s: float = 60.0  # a simulated network may shorten it; time_scale never does
+    mmsc: str = "http://mmsc.monternet.com"  # the MMS centre behind the WAP gateway
 
     @property
     def proxy_host_port(self) -> tuple[str, int]:

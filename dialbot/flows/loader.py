@@ -25,6 +25,7 @@ from dialbot.flows.model import (
     CancelAll,
     Expect,
     Explore,
+    FetchMms,
     Flow,
     Observe,
     Open,
@@ -37,7 +38,7 @@ from dialbot.flows.model import (
 )
 
 LINE = "__line__"
-FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "custom", "wap", "ivr")
+FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "custom", "wap", "ivr", "mms")
 PLACEHOLDERS = {"subscribe", "use", "cancel"}
 FLOW_NAME_MAX = 64  # the length of runs.flow (dialbot.db.models.Run)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -224,6 +225,11 @@ class _StepReader:
             label=str(a.get("label", "")),
             line=line,
         )
+
+    def step_fetch_mms(self, value: Any, line: int) -> FetchMms:
+        a = self.args("fetch_mms", value, line, {"within"})
+        within = parse_duration(a.get("within", 60), self.file, line, "fetch_mms.within")
+        return FetchMms(within=within, line=line)
 
     def step_cancel_all(self, value: Any, line: int) -> CancelAll:
         a = self.args("cancel_all", value, line, {"within"})

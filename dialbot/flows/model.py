@@ -149,8 +149,29 @@ class Call:
 
 
 WapStep = Open | Explore | Order | Use
+
+
+@dataclass(frozen=True)
+class FetchMms:
+    """MMS: wait up to `within` for an MMS notification from the SP (none already waiting),
+    then fetch the content of every notification not yet fetched, through the WAP proxy."""
+
+    within: float = 60.0
+    line: int = 0
+
+
 Step = (
-    Send | Expect | Reply | Balance | Subscriptions | Observe | Cancel | CancelAll | WapStep | Call
+    Send
+    | Expect
+    | Reply
+    | Balance
+    | Subscriptions
+    | Observe
+    | Cancel
+    | CancelAll
+    | WapStep
+    | Call
+    | FetchMms
 )
 
 
@@ -159,7 +180,7 @@ class Flow:
     """A named sequence of steps for the services of the given billing types."""
 
     name: str
-    kind: str  # decline | monthly | per_use | hygiene | wap | ivr: what was intended
+    kind: str  # decline | monthly | per_use | hygiene | wap | ivr | mms: what was intended
     billing: tuple[str, ...]
     steps: tuple[Step, ...]
     description: str = ""
@@ -185,15 +206,24 @@ class Flow:
         own = self.kind if self.kind in CHANNEL_FLOW_KINDS.values() else None
         if own != CHANNEL_FLOW_KINDS.get(channel):
             return False
+        if self.kind == "mms" and channel != "mms":
+            return False  # MMS content flows fetch what only an MMS service sends
         return billing in self.billing
 
 
-# Channels probed by flows of their own kind (the flow of that name is their standard one).
+# Channels probed only by flows of their own kind (the flow of that name is their standard
+# one), which probe nothing else. MMS services are ordered and declined by SMS: they take
+# the SMS flows as well as the `mms` kind (which is for them only).
 CHANNEL_FLOW_KINDS = {"ivr": "ivr", "wap": "wap"}
 
 
 def default_flows(channel: str, billing: str) -> tuple[str, ...]:
     """The flows every service of this channel and billing gets in a sweep: its
-    channel's own flow, else decline + its billing type's flow."""
+    channel's own flow; an MMS service decline + its MMS content flow; else decline +
+    its billing type's flow."""
     own = CHANNEL_FLOW_KINDS.get(channel)
-    return (own,) if own is not None else ("decline", billing)
+    if own is not None:
+        return (own,)
+    if channel == "mms":
+        return ("decline", "mms" if billing == "monthly" else "mms_per_use")
+    return ("decline", billing)

@@ -137,6 +137,12 @@ class Recorder:
         """One HTTP response (the body verbatim up to the caller's bound; SP text is untrusted)."""
         return self._append("http", at=at, peer=str(status), text=body, data={"url": url, **data})
 
+    def mms(
+        self, location: str, status: str, text: str, at: datetime, data: dict[str, Any]
+    ) -> EventRow:
+        """One MMS notification and what fetching it gave (channels.md §8; text is untrusted)."""
+        return self._append("mms", at=at, peer=status, text=text, data={"url": location, **data})
+
     def sms_in(self, message: IncomingMessage, **extra: Any) -> EventRow:
         """A received message; one that is not a readable message to the SIM (an
         undecodable PDU, a status report) is a `note` with its raw PDU, never judged."""
@@ -274,6 +280,6 @@ def to_judge_event(row: EventRow) -> Event:
         text=row.text or "",
         balance_fen=int(balance) if isinstance(balance, int) else None,
         items=items,
-        data=data if row.kind == "http" else None,
+        data=data if row.kind in ("http", "mms") else None,
         call=data if row.kind == "call" else None,
     )

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 # The error of a run taken over from a dead owner (rows written before run owners say just this).
 DEAD = "the process ended before the run"
 OPEN_STATES = tuple(s.value for s in RunState if s not in TERMINAL_STATES)
-FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "watch", "wap", "ivr")
+FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "watch", "wap", "ivr", "mms")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from dialbot.flows.model import (
     CancelAll,
     Expect,
     Explore,
+    FetchMms,
     Flow,
     Observe,
     Open,
@@ -36,6 +37,7 @@ from dialbot.flows.model import (
     Use,
 )
 from dialbot.flows.record import Recorder, now
+from dialbot.flows.steps_mms import MmsSteps
 from dialbot.flows.steps_wap import WapSteps
 from dialbot.judge.classify import MsgClass, reply_for
 from dialbot.judge.model import Action, ActionKind, ListedItem, ServiceInfo
@@ -97,6 +99,7 @@ class StepRunner:
         self.doing = "starting"
         self._next: Step | None = None
         self._wap: WapSteps | None = None
+        self._mms: MmsSteps | None = None
 
     # -- driving ----------------------------------------------------------------------
 
@@ -132,6 +135,10 @@ class StepRunner:
             self._wap.run(step)
         elif isinstance(step, Call):
             self.call(step)
+        elif isinstance(step, FetchMms):
+            if self._mms is None:
+                self._mms = MmsSteps(self)
+            self._mms.fetch(step)
 
     def finish(self) -> None:
         """Record whatever is still waiting; the run stops observing here."""
@@ -149,7 +156,7 @@ class StepRunner:
 
     def _window(self) -> float | None:
         nxt = self._next
-        return self.env.scaled(nxt.within) if isinstance(nxt, Expect) else None
+        return self.env.scaled(nxt.within) if isinstance(nxt, Expect | FetchMms) else None
 
     def _ensure_obligation(self) -> None:
         """Before anything goes to the SP, the promise to clean up is stored."""

@@ -31,6 +31,7 @@ from dialbot.db.catalogue import ServiceView, list_services
 from dialbot.db.models import RunState
 from dialbot.db.obligations import Obligation, pending_for_sim
 from dialbot.fleet import Fleet, FleetModem, Lease, NoModemAvailable, SimState
+from dialbot.flows.channels import can_probe
 from dialbot.flows.model import Flow, default_flows
 from dialbot.flows.recovery import CutJudged
 from dialbot.flows.runner import RunOutcome, SimRef, service_info
@@ -123,7 +124,8 @@ class SweepReport:
 
 def flow_names(service: ServiceView) -> tuple[str, ...]:
     """The standard flows of a service: WAP services are browsed (`wap`), ivr lines called
-    (`ivr`), SMS ones get decline + their billing type's flow (`default_flows`)."""
+    (`ivr`), MMS ones get decline + their MMS content flow, SMS ones decline + their
+    billing type's flow (`default_flows`)."""
     return default_flows(service.channel, service.billing)
 
 
@@ -138,14 +140,10 @@ def plan(services: list[ServiceView], flows: dict[str, Flow]) -> list[Task]:
     return sorted(tasks, key=lambda t: -t.cost)
 
 
-# Channels whose probes need a modem that browses (fleet field `data`).
-DATA_CHANNELS = ("wap", "mms")
-
-
 def reachable(service: ServiceView, region: str | None, data: str | None = "http") -> bool:
     """A nationwide bank may probe any region's services; a regional one only its own.
-    WAP and MMS services only on a modem that can browse."""
-    if service.channel in DATA_CHANNELS and data != "http":
+    WAP and MMS services only on a modem that can browse (`channels.can_probe`)."""
+    if not can_probe(service.channel, data):
         return False
     return service.region is None or region is None or service.region == region
 

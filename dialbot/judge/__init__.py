@@ -21,6 +21,7 @@ from dialbot.judge.model import (
 )
 from dialbot.judge.rules import RULES, SEEN_RULES, SEVERITY, Case
 from dialbot.judge.rules_call import judge_calls
+from dialbot.judge.rules_mms import judge_mms
 from dialbot.judge.rules_wap import WAP_SEEN_RULES, judge_wap
 from dialbot.judge.timeline import build, intruders
 
@@ -47,6 +48,8 @@ def judge(run: RunRecord) -> list[Finding]:
     if run.flow == "ivr":  # voice calls: judged on their measured durations and balances
         # (a cut run too: each call is judged only between two balance readings it has)
         return sorted(judge_calls(run), key=lambda f: (f.observed_at, f.code))
+    if run.flow == "mms":  # the SMS rules with the MMS content rule (cut: SEEN_RULES only)
+        return [f for f in judge_mms(run) if not run.cut or f.code in SEEN_RULES]
     tl = build(run)
     found = intruders(tl)
     expected = 0

@@ -19,9 +19,18 @@ from typing import Any, Literal
 from dialbot.carrier import CarrierProfile
 
 EventKind = Literal[
-    "sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note", "http", "call"
+    "sms_out",
+    "sms_in",
+    "balance",
+    "subscriptions",
+    "ussd",
+    "modem_fault",
+    "note",
+    "http",
+    "call",
+    "mms",
 ]
-FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch", "wap", "ivr"]
+FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch", "wap", "ivr", "mms"]
 Billing = Literal["monthly", "per_use", "per_minute"]
 Severity = Literal["critical", "major", "minor", "quality"]
 

@@ -43,8 +43,9 @@ EVIDENCE_KINDS: dict[str, tuple[str, str]] = {
     "modem_fault": ("设备故障", "modem fault"),
     "note": ("备注", "note"),
     "http": ("WAP 页面", "WAP page"),
-    "wap_push": ("WAP PUSH", "WAP PUSH"),
+    "wap_push": ("收到WAP PUSH", "WAP PUSH received"),
     "call": ("语音呼叫", "voice call"),
+    "mms": ("彩信下载", "MMS fetched"),
 }
 
 

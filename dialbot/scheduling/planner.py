@@ -45,6 +45,7 @@ from functools import partial
 from itertools import islice
 from typing import Final
 
+from dialbot.flows.channels import can_probe, channel_flows
 from dialbot.mask import mask_msisdn
 
 # How many queue heads a free lane looks at before it waits for the next
@@ -72,7 +73,7 @@ class ServiceInfo:
     changed_at: datetime | None = None  # last catalogue change
     recent_findings: int = 0  # recent findings against its SP
     interrupted_on: Mapping[str, int] = field(default_factory=dict)
-    channel: str = "sms"  # wap services get only the `wap` flow, and it only them
+    channel: str = "sms"  # sms | wap | mms | ivr: which flows probe it (see flows_by_billing)
 
     @property
     def last_probed(self) -> datetime | None:
@@ -250,7 +251,6 @@ WAP_FLOW = "wap"
 IVR_FLOW = "ivr"
 # Channels probed only by the flow of that name, which probes nothing else.
 CHANNEL_FLOWS = {"wap": WAP_FLOW, "ivr": IVR_FLOW}
-DATA_CHANNELS = ("wap", "mms")
 
 
 def flow_key(channel: str, billing: str) -> str:
@@ -287,8 +287,10 @@ def _candidates(
     covered: list[tuple[datetime, ServiceInfo, str]] = []
     no_flow = 0
     for service in services:
-        flows = by_billing.get(service.flow_key)
-        if flows is None:
+        # as the service's channel runs them (an MMS service's content flow fetches MMS)
+        scheduled = by_billing.get(service.flow_key)
+        flows = channel_flows(scheduled, service.channel, service.billing) if scheduled else []
+        if not flows:
             no_flow += 1
             continue
         risk = -_risk(service)
@@ -314,15 +316,18 @@ def _candidates(
     plan.pairs = len(due) + len(risky) + len(covered)
     plan.covered_before = len(risky) + len(covered)
     plan.due_quota = math.ceil(len(due) / max(1, spec.nights_left))
+
     # one tier for every due pair: the first ``quota`` placed (in rank order) are tonight's
     # quota ("due"), the others are taken ahead (see _place), so a pair that cannot be
     # placed tonight (its service already on every free SIM) is replaced by the next one
-    seconds = {flow: float(spec.flow_seconds.get(flow, 0.0)) for flow in spec.flows}
+    def seconds(flow: str) -> float:
+        return float(spec.flow_seconds.get(flow, 0.0))
+
     result: list[_Candidate] = [
-        (rank, TIER_DUE, service, flow, seconds[flow]) for rank, (service, flow) in enumerate(due)
+        (rank, TIER_DUE, service, flow, seconds(flow)) for rank, (service, flow) in enumerate(due)
     ]
     first = len(result)
-    result += [(first + rank, TIER_RISK, r[4], r[5], seconds[r[5]]) for rank, r in enumerate(risky)]
+    result += [(first + rank, TIER_RISK, r[4], r[5], seconds(r[5])) for rank, r in enumerate(risky)]
     return result, covered
 
 
@@ -469,12 +474,12 @@ def _first_fit(queue: deque[_Candidate], lane: _Lane, now: float, window: float)
     WAP or MMS probe needs a SIM whose modem browses."""
     sim_id = lane.sim.sim_id
     done = lane.services
-    browses = lane.sim.data == "http"
+    data = lane.sim.data
     for index, cand in enumerate(islice(queue, SCAN_LIMIT)):
         service = cand[SERVICE]
         if service.service_id in done or now + cand[DURATION] > window:
             continue
-        if not browses and service.channel in DATA_CHANNELS:
+        if not can_probe(service.channel, data):
             continue  # WAP and MMS probes only on modems that can browse
         if service.interrupted_on and service.interrupted_on.get(cand[FLOW]) == sim_id:
             continue
@@ -502,7 +507,7 @@ def _fits(
     region = service.region
     if region is not None and lane.sim.region not in (None, region):
         return False
-    if service.channel in DATA_CHANNELS and lane.sim.data != "http":
+    if not can_probe(service.channel, lane.sim.data):
         return False  # WAP and MMS probes only on modems that can browse
     if now + cand[DURATION] > window:
         return False

@@ -50,6 +50,10 @@ class Handset(Protocol):
         """A WAP PUSH Service Indication (the device encodes it as SMS to port 2948)."""
         ...
 
+    def deliver_push(self, sender: str, payload: bytes, sent_at: datetime) -> None:
+        """A ready WSP push (an MMS notification) as concatenated 8-bit SMS to port 2948."""
+        ...
+
 
 class CallLeg(Protocol):
     """The network's end of one call, told what the handset does (e.g. the IVR platform).

@@ -23,6 +23,7 @@ from typing import Any
 from dialbot.sim.carrier import Account, Carrier
 from dialbot.sim.contracts import CallResult, Handset, HttpRequest, HttpResult, Scheduler
 from dialbot.sim.ivr import IvrPlatform
+from dialbot.sim.mmsc import Mmsc
 from dialbot.sim.sps import SpAgent
 from dialbot.sim.wap import WapGateway
 from dialbot.sim.world import Service, Sp, World
@@ -66,6 +67,10 @@ class Network:
         for index, sp in enumerate(world.sps):
             self._add_sp(index, sp)
         self.wap = WapGateway(world, self.carrier, self._account)
+        self.mmsc = Mmsc(world.carrier, scheduler, self.rng, self.handsets.get, self._record)
+        self.wap.hosts[self.mmsc.host] = self.mmsc.handle
+        for agent in self.agents.values():
+            agent.mmsc = self.mmsc
         if any(
             s.behaviour.spam_per_night
             or s.behaviour.unsolicited_subscribe
@@ -257,6 +262,7 @@ class Network:
     def close(self) -> None:
         """Stop nightly behaviour and deliveries (safe to call twice)."""
         self.closed = True
+        self.mmsc.closed = True
 
     def balance_fen(self, msisdn: str) -> int:
         """For tests and the bank's own display: a SIM's true balance."""

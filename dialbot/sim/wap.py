@@ -55,6 +55,8 @@ class WapGateway:
         self.sites: dict[str, list[WapSite]] = {}
         self.by_service: dict[tuple[str, str], WapSite] = {}
         self.orders: dict[str, Order] = {}
+        # Hosts served by the carrier itself (the MMSC): host -> handler of stamped requests.
+        self.hosts: dict[str, Callable[[HttpRequest], HttpResult]] = {}
         for sp in world.sps:
             for service in sp.services:
                 if service.channel == "wap" and service.url:
@@ -94,6 +96,8 @@ class WapGateway:
         parts = urlsplit(request.url)
         if parts.hostname == CONFIRM_HOST:
             return self.confirm_page(msisdn, parts.path, parse_qs(parts.query))
+        if parts.netloc in self.hosts:
+            return self.hosts[parts.netloc](request)
         for site in self.sites.get(parts.netloc, []):
             path = parts.path.rstrip("/") or "/"
             if path == (site.base or "/") or path.startswith(site.base + "/"):

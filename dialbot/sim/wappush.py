@@ -32,9 +32,21 @@ def push_parts(
     min_parts: int = 2,
 ) -> list[DeliverPart]:
     """The SMS-DELIVER parts of one SI push (at least `min_parts`, as pushes usually span two)."""
+    payload = encode_push(0x2E, encode_si(href, text, si_id=f"{reference}"))
+    return wsp_parts(sender, payload, sent_at, smsc, reference, min_parts)
+
+
+def wsp_parts(
+    sender: str,
+    payload: bytes,
+    sent_at: datetime,
+    smsc: str,
+    reference: int,
+    min_parts: int = 2,
+) -> list[DeliverPart]:
+    """Any WSP push payload (an SI, an MMS notification) as SMS-DELIVER parts to port 2948."""
     if sent_at.tzinfo is None:
         raise SmsCodecError("SCTS needs a timezone-aware time")
-    payload = encode_push(0x2E, encode_si(href, text, si_id=f"{reference}"))
     ports = bytes([0x05, 0x04]) + WAP_PUSH_PORT.to_bytes(2, "big")
     ports += WAP_PUSH_SOURCE_PORT.to_bytes(2, "big")
     room = MAX_UD - 1 - len(ports) - 6

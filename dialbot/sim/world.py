@@ -76,6 +76,9 @@ class Behaviour:
     holds_after_hangup_s: float = 0.0
     subscribe_on_key: str | None = None
     subscribe_on_key_fen: int = 500
+    # MMS (spec/channels.md §6)
+    mms_empty: bool = False  # notifications whose content is empty or fails to fetch
+    mms_after_cancel: int = 0  # notifications sent after the cancellation
 
 
 @dataclass(frozen=True)

@@ -464,6 +464,8 @@ class _Validator:
             page_omits_price=flag("page_omits_price"),
             wap_push_per_night=count("wap_push_per_night"),
             **self.ivr_behaviour(raw, path, d),
+            mms_empty=flag("mms_empty"),
+            mms_after_cancel=count("mms_after_cancel"),
         )
 
     def ivr_behaviour(self, raw: dict[str, Any], path: str, d: Behaviour) -> dict[str, Any]:
@@ -561,7 +563,7 @@ _SERVICE_KEYS = {
     "url",
 }
 # Channels the simulated network serves (spec/channels.md §1 lists sms, wap, mms, ivr).
-SIM_CHANNELS = ("sms", "wap", "ivr")
+SIM_CHANNELS = ("sms", "wap", "ivr", "mms")
 _BEHAVIOUR_KEYS = {f for f in Behaviour.__dataclass_fields__}
 
 
