@@ -58,3 +58,24 @@ def test_no_browsing_modem_leaves_mms_unplanned() -> None:
     plan = plan_night(services, [SimInfo(10, "13800130010", None, 5000, data="none")],
                       night(("decline", "monthly")))  # fmt: skip
     assert [i.service_id for i in plan.items] == [2]
+
+
+def test_the_controller_learns_from_heartbeats_which_sims_browse(session_factory) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from dialbot.db.runs import upsert_sim
+    from dialbot.scheduling.distributed import RegistryFleet
+    from dialbot.scheduling.hosts import beat, register_worker
+
+    worker = register_worker(session_factory, host="h", pid=1, bank="A", region=None, modems=2)
+    one = upsert_sim(session_factory, "13900000001", bank="A", slot=1, state="ready")
+    two = upsert_sim(session_factory, "13900000002", bank="A", slot=2, state="ready")
+    beat(session_factory, worker, "A", sims=[
+        {"sim_id": one, "msisdn": "13900000001", "balance_fen": 900, "data": "http"},
+        {"sim_id": two, "msisdn": "13900000002", "balance_fen": 900, "data": "none"},
+    ])  # fmt: skip
+    sims = RegistryFleet(session_factory, timedelta(minutes=5)).ready_sims()
+    assert sorted((s.msisdn, s.data) for s in sims) == [
+        ("13900000001", "http"),
+        ("13900000002", "none"),
+    ]
