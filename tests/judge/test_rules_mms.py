@@ -111,3 +111,11 @@ def test_notifications_after_the_cancellation_in_the_run() -> None:
     ack = max(e.at for e in run.events if "退订" in e.text)
     late = Event(2000, ack + timedelta(seconds=2), "sms_in", XHXH.access_number, PUSH_TEXT)
     assert codes(dataclasses.replace(run, events=(*run.events, late))) == {"MESSAGE_AFTER_CANCEL"}
+
+
+def test_a_cut_mms_run_is_judged_only_on_what_was_seen() -> None:
+    """A run cut short (its process died) may have stopped before the content came: it is
+    judged by SEEN_RULES only, so no CONTENT_NOT_DELIVERED."""
+    run = mms_run(["ok", "empty"])
+    assert "CONTENT_NOT_DELIVERED" in codes(run)
+    assert "CONTENT_NOT_DELIVERED" not in codes(dataclasses.replace(run, cut=True))
