@@ -20,8 +20,17 @@ REGEX_KEYS = frozenset(
         "notices",
         "detail_reply",
         "detail_item",
+        "wap_confirm",
     }
 )
+INT_KEYS = frozenset({"mo_sms_fee_fen", "data_fee_fen_per_kb", "call_fee_fen_per_min"})
+NUMBER_KEYS = frozenset({"billing_minute_s"})
+
+
+def _positive_number(value: Any, file: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(file, where, "must be a number greater than 0 (seconds)")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,23 @@ class CarrierProfile:
         r"(?P<at>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})[，,](?P<sp>[^，,；;]+)[，,]"
         r"(?P<service>[^，,；;]+)[，,](?P<yuan>\d+(?:\.\d{1,2})?)元"
     )
+    # Data (spec/channels.md §2): WAP goes through the carrier's gateway on this APN.
+    apn: str = "cmwap"
+    wap_proxy: str = "10.0.0.172:80"
+    wap_confirm: str = r"二次确认"
+    data_fee_fen_per_kb: int = 0
+    # Voice (spec/channels.md §6): airtime is the carrier's, never an SP charge.
+    call_fee_fen_per_min: int = 0  # carrier airtime per started minute, never an SP charge
+    billing_minute_s: float = 60.0  # a simulated network may shorten it; time_scale never does
+    mmsc: str = "http://mmsc.monternet.com"  # the MMS centre behind the WAP gateway
+
+    @property
+    def proxy_host_port(self) -> tuple[str, int]:
+        """`wap_proxy` split into host and port (port 80 when none is given)."""
+        host, _, port = self.wap_proxy.rpartition(":")
+        if not host or not port.isdigit():
+            return self.wap_proxy, 80
+        return host, int(port)
 
     @property
     def balance_by_ussd(self) -> bool:
@@ -89,7 +115,10 @@ class CarrierProfile:
         for key, value in data.items():
             if key not in known:
                 raise ConfigError(file, f"{where}.{key}", "unknown key")
-            want = int if key == "mo_sms_fee_fen" else str
+            if key in NUMBER_KEYS:
+                values[key] = _positive_number(value, file, f"{where}.{key}")
+                continue
+            want = int if key in INT_KEYS else str
             if want is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(file, f"{where}.{key}", "must be an integer (fen)")
             if want is int and value < 0:

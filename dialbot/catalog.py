@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialbot.csvsafe import unneutralise
 from dialbot.db.catalogue import ImportResult, apply_entries
 from dialbot.db.engine import write_session
-from dialbot.db.models import BILLING_TYPES
+from dialbot.db.models import BILLING_TYPES, CHANNELS
 from dialbot.errors import CatalogError
 
 REQUIRED = (
@@ -36,7 +36,7 @@ REQUIRED = (
     "price",
     "subscribe_cmd",
 )
-OPTIONAL = ("sp_hotline", "cancel_cmd", "use_cmd", "region")
+OPTIONAL = ("sp_hotline", "cancel_cmd", "use_cmd", "region", "channel", "url")
 KNOWN = REQUIRED + OPTIONAL
 MAX_REPORTED = 20
 
@@ -44,10 +44,15 @@ _CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _ACCESS = re.compile(r"[0-9]{3,20}")
 _HOTLINE = re.compile(r"[0-9](?:[0-9-]{0,30}[0-9])?")
 _PRICE = re.compile(r"[0-9]{1,7}(?:\.[0-9]+)?")
+# An absolute http:// URL of printable ASCII without quotes: it ends up in a quoted AT parameter.
+_URL = re.compile(r"http://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][\x21-\x7e]*)?")
+# Columns a channel may leave empty (spec/channels.md §1: a WAP order is a link, not a keyword).
+_EMPTY_ALLOWED = {"wap": frozenset({"access_number"})}
 _CONTROL_NAMES = {"\r": "CR", "\n": "LF", "\x1a": "Ctrl-Z", "\x1b": "ESC", "\t": "TAB", "\0": "NUL"}
 _BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 _LIMITS = {"sp_name": 200, "service_name": 200, "region": 64}
 _KEYWORD_MAX = 70  # one SMS in UCS-2
+_DTMF = re.compile(r"[0-9*#A-D]{1,32}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class CatalogEntry:
     cancel_cmd: str | None
     use_cmd: str | None
     region: str | None
+    channel: str = "sms"  # spec/channels.md §1: sms | wap | mms | ivr
+    url: str | None = None  # wap: the entry page
     present: frozenset[str] = frozenset(OPTIONAL)
 
 
@@ -198,27 +205,35 @@ def _entry(
     """Validate one row; append its problems and return None when it has any."""
     before = len(problems)
     values: dict[str, str | None] = {}
+    channel = (raw.get("channel") or "").strip().lower() or "sms"
+    may_be_empty = _EMPTY_ALLOWED.get(channel, frozenset())
     for name in KNOWN:
         if name not in raw:
             values[name] = None
             continue
         try:
+            if name in may_be_empty and not raw[name].strip():
+                values[name] = None
+                continue
             values[name] = _field(name, raw[name])
         except ValueError as exc:
             problems.append(CatalogError(file, f"line {line}, column {name}", str(exc)))
+    if channel == "wap" and not values.get("url") and before == len(problems):
+        reason = "required for wap services (the entry page)"
+        problems.append(CatalogError(file, f"line {line}, column url", reason))
+    elif channel != "wap" and values.get("url"):
+        problems.append(
+            CatalogError(file, f"line {line}, column url", "only wap services have a url")
+        )
     price_fen = 0
     if values.get("price") is not None:
         try:
             price_fen = parse_price(values["price"] or "")
         except ValueError as exc:
             problems.append(CatalogError(file, f"line {line}, column price", str(exc)))
-    if (
-        values.get("billing") == "monthly"
-        and not values.get("cancel_cmd")
-        and before == len(problems)
-    ):
-        reason = "required for monthly services (the keyword that cancels it)"
-        problems.append(CatalogError(file, f"line {line}, column cancel_cmd", reason))
+    if before == len(problems):
+        for column, reason in _channel_problems(channel, values):
+            problems.append(CatalogError(file, f"line {line}, column {column}", reason))
     if len(problems) != before:
         return None
     return CatalogEntry(
@@ -235,8 +250,38 @@ def _entry(
         cancel_cmd=values["cancel_cmd"],
         use_cmd=values["use_cmd"],
         region=values["region"],
+        channel=values["channel"] or "sms",
+        url=values["url"],
         present=frozenset(name for name in OPTIONAL if name in raw),
     )
+
+
+def _channel_problems(channel: str, values: dict[str, str | None]) -> list[tuple[str, str]]:
+    """What a row's channel demands of its other columns (spec/channels.md §1, §6)."""
+    billing = values.get("billing")
+    subscribe = values.get("subscribe_cmd")
+    if channel != "ivr":
+        out = []
+        if billing == "per_minute":
+            out.append(("billing", "per_minute is for ivr services (channel ivr) only"))
+        if not subscribe:
+            out.append(("subscribe_cmd", "required value is empty"))
+        # a WAP service is cancelled through the carrier's list when the SP has no keyword
+        if billing == "monthly" and channel != "wap" and not values.get("cancel_cmd"):
+            reason = "required for monthly services (the keyword that cancels it)"
+            out.append(("cancel_cmd", reason))
+        return out
+    if billing not in ("per_minute", "monthly"):
+        return [("billing", "an ivr service is billed per_minute or monthly (ordered by key)")]
+    out = []
+    if billing == "per_minute" and (subscribe or values.get("cancel_cmd")):
+        out.append(("subscribe_cmd", "must be empty for a per_minute ivr line"))
+    if billing == "monthly" and not (subscribe and _DTMF.fullmatch(subscribe)):
+        out.append(("subscribe_cmd", "an ivr subscription is ordered by DTMF keys (0-9 * # A-D)"))
+    use = values.get("use_cmd")
+    if use and not _DTMF.fullmatch(use):
+        out.append(("use_cmd", f"{use!r} must be DTMF keys (0-9 * # A-D) for an ivr line"))
+    return out
 
 
 def _field(name: str, value: str) -> str | None:
@@ -246,7 +291,7 @@ def _field(name: str, value: str) -> str | None:
         raise ValueError(f"contains control character {bad}")
     value = value.strip()
     if not value:
-        if name in REQUIRED:
+        if name in REQUIRED and name != "subscribe_cmd":  # empty for ivr lines (checked later)
             raise ValueError("required value is empty")
         return None
     if name in ("sp_code", "service_code") and not _CODE.fullmatch(value):
@@ -255,6 +300,14 @@ def _field(name: str, value: str) -> str | None:
         raise ValueError(f"{value!r} must be 3-20 digits (0-9) and nothing else")
     if name == "sp_hotline" and not _HOTLINE.fullmatch(value):
         raise ValueError(f"{value!r} must be a phone number: digits, optionally with '-'")
+    if name == "channel":
+        value = value.lower()
+        if value not in CHANNELS:
+            raise ValueError(f"{value!r} must be one of: {', '.join(CHANNELS)}")
+    if name == "url" and (
+        not _URL.fullmatch(value) or len(value) > 512 or any(c in value for c in "\"'\\")
+    ):
+        raise ValueError(f"{value!r} must be an absolute http:// URL of ASCII without quotes")
     if name == "billing":
         value = value.lower()
         if value not in BILLING_TYPES:

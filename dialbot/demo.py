@@ -40,8 +40,8 @@ EXIT_OK, EXIT_INCOMPLETE = 0, 3
 
 
 def _toml_value(value: object) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value)
     return json.dumps(str(value), ensure_ascii=False)  # JSON escapes are TOML escapes
 
 

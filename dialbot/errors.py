@@ -79,3 +79,16 @@ class CmeError(ModemError):
     def __init__(self, code: int | str, message: str = "", trace: list[str] | None = None) -> None:
         self.code = code
         super().__init__(message or f"+CME ERROR: {code}", trace)
+
+
+class CallNotPlaced(ModemError):
+    """A voice call could not be placed or was lost (no network, BUSY, NO CARRIER, no answer).
+
+    An infrastructure outcome (retry elsewhere), never a finding about the
+    line called; `record` is the call evidence gathered so far, when any.
+    """
+
+    def __init__(self, cause: str, message: str = "", record: object = None) -> None:
+        self.cause = cause
+        self.record = record
+        super().__init__(message or f"call not placed: {cause}")

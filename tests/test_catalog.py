@@ -290,3 +290,46 @@ def test_crlf_file_imports(tmp_path: Path) -> None:
     parsed = read_catalog(write(tmp_path, GOOD.replace("\n", "\r\n")))
     assert [e.line for e in parsed.entries] == [2, 3, 4]
     assert parsed.entries[0].region is None and parsed.entries[1].region == "北京"
+
+
+WAP_HEADER = (
+    "sp_code,sp_name,service_code,service_name,access_number,billing,price,subscribe_cmd,"
+    "cancel_cmd,channel,url\n"
+)
+
+
+def test_channel_and_url_columns() -> None:
+    from dialbot.catalog import parse_catalog_text
+
+    text = WAP_HEADER + (
+        "901020,掌上乐园,ZSWAP,掌上笑话,,monthly,5,订购,,wap,http://wap.zsly.example/joke\n"
+        "901020,掌上乐园,ZSIVR,开心声讯,125900001,monthly,5,1,TD,ivr,\n"
+        "901020,掌上乐园,ZSMMS,彩信杂志,1065800121,monthly,6,DG,TD,mms,\n"
+        "901020,掌上乐园,ZSSMS,短信,1065800122,monthly,6,DG,TD,,\n"
+    )
+    entries = {e.service_code: e for e in parse_catalog_text(text, "c.csv").entries}
+    assert (entries["ZSWAP"].channel, entries["ZSWAP"].url) == (
+        "wap",
+        "http://wap.zsly.example/joke",
+    )
+    assert entries["ZSWAP"].access_number == "" and entries["ZSWAP"].cancel_cmd is None
+    assert [entries[c].channel for c in ("ZSIVR", "ZSMMS", "ZSSMS")] == ["ivr", "mms", "sms"]
+
+
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [
+        ("901020,掌,W1,笑话,,monthly,5,订购,,wap,\n", "url"),
+        ('901020,掌,W1,笑话,,monthly,5,订购,,wap,"http://wap.x.example/a""b"\n', "url"),
+        ("901020,掌,W1,笑话,,monthly,5,订购,,wap,http://wap.x.example/页\n", "url"),
+        ("901020,掌,W1,笑话,,monthly,5,订购,,fax,\n", "channel"),
+        ("901020,掌,W1,笑话,10658,monthly,5,DG,TD,sms,http://wap.x.example/\n", "url"),
+        ("901020,掌,W1,笑话,,monthly,5,DG,TD,sms,\n", "access_number"),
+    ],
+)
+def test_bad_channel_rows_are_refused(row: str, column: str) -> None:
+    from dialbot.catalog import CatalogErrors, parse_catalog_text
+
+    with pytest.raises(CatalogErrors) as failure:
+        parse_catalog_text(WAP_HEADER + row, "c.csv")
+    assert f"column {column}" in str(failure.value)

@@ -213,3 +213,11 @@ def test_times_are_stored_in_utc(session_factory: sessionmaker[Session]) -> None
     at = datetime(2026, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=8)))
     row = append_event(session_factory, "note", at=at)
     assert row.at.tzinfo == UTC and row.at == at
+
+
+def test_channel_event_kinds_are_stored_and_chained(
+    session_factory: sessionmaker[Session],
+) -> None:
+    for kind in ("http", "wap_push", "mms", "call"):
+        append_event(session_factory, kind, sim=SIM, text=kind, data={"k": kind})
+    assert verify_chain(session_factory).ok

@@ -40,6 +40,7 @@ COLUMNS = (
     "manufacturer",
     "model",
     "balance_fen",
+    "data",
     "error",
 )
 
@@ -85,6 +86,7 @@ def _row(slot: FleetModem, low_balance_fen: int) -> dict[str, Any]:
         "manufacturer": ident.manufacturer if ident else None,
         "model": ident.model if ident else None,
         "balance_fen": slot.balance_fen,
+        "data": slot.data,
         "error": error,
     }
 

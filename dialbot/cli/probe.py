@@ -37,7 +37,7 @@ from dialbot.flows.record import now
 from dialbot.flows.recovery import CutJudged, Recovery
 from dialbot.flows.runner import ProbeEnv, RunOutcome, SimRef, modem_label, run_flow, service_info
 from dialbot.flows.summary import findings_table, transcript_line
-from dialbot.flows.sweep import FleetSink, open_fleet, reachable
+from dialbot.flows.sweep import FleetSink, flow_names, open_fleet, reachable
 from dialbot.flows.watch import Watch, WatchResult
 from dialbot.judge.model import Finding
 
@@ -73,11 +73,11 @@ def _plan(
         if name not in flows:
             raise click.UsageError(f"no flow {name!r} (known: {', '.join(sorted(flows))})")
         flow = flows[name]
-        fitting = [s for s in chosen if s.billing in flow.billing]
+        fitting = [s for s in chosen if flow.fits(s.channel, s.billing)]
         if not fitting:
             raise click.UsageError(f"flow {name!r} is for {', '.join(flow.billing)} services")
         return [(s, flow) for s in fitting]
-    return [(s, flows[f]) for s in chosen for f in ("decline", s.billing)]
+    return [(s, flows[f]) for s in chosen for f in flow_names(s) if f in flows]
 
 
 class _Prober:
@@ -121,7 +121,7 @@ class _Prober:
             return self.fleet.lease(bank=self.pinned[0], slot=self.pinned[1])
         for slot in self.fleet.slots:
             label = f"{slot.bank.name}:{slot.entry.slot}"
-            if label in exclude or not reachable(service, slot.bank.region):
+            if label in exclude or not reachable(service, slot.bank.region, slot.data):
                 continue
             try:
                 return self.fleet.lease(bank=slot.bank.name, slot=slot.entry.slot)

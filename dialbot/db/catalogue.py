@@ -30,9 +30,11 @@ SERVICE_FIELDS = (
     "cancel_cmd",
     "use_cmd",
     "region",
+    "channel",
+    "url",
 )
 _ENTRY_FIELD = {"name": "service_name"}
-_OPTIONAL_SERVICE_FIELDS = {"cancel_cmd", "use_cmd", "region"}
+_OPTIONAL_SERVICE_FIELDS = {"cancel_cmd", "use_cmd", "region", "channel", "url"}
 
 
 @dataclass
@@ -62,6 +64,8 @@ class ServiceView:
     cancel_cmd: str | None
     use_cmd: str | None
     region: str | None
+    channel: str = "sms"  # sms | wap | mms | ivr (spec/channels.md §1)
+    url: str | None = None  # wap: the entry page
 
 
 def apply_entries(
@@ -177,6 +181,8 @@ def _view(service: Service, sp: Sp, version_id: int | None) -> ServiceView:
         cancel_cmd=service.cancel_cmd,
         use_cmd=service.use_cmd,
         region=service.region,
+        channel=service.channel or "sms",
+        url=service.url,
     )
 
 

@@ -29,8 +29,22 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship,
 from dialbot.db.types import AwareDateTime, BigId, utcnow
 from dialbot.errors import DialbotError
 
-BILLING_TYPES = ("monthly", "per_use")
-EVENT_KINDS = ("sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note")
+BILLING_TYPES = ("monthly", "per_use", "per_minute")
+CHANNELS = ("sms", "wap", "mms", "ivr")  # spec/channels.md §1
+EVENT_KINDS = (
+    "sms_out",
+    "sms_in",
+    "balance",
+    "subscriptions",
+    "ussd",
+    "modem_fault",
+    "note",
+    # spec/channels.md §8
+    "http",
+    "wap_push",
+    "mms",
+    "call",
+)
 SEVERITIES = ("critical", "major", "minor", "quality")
 GENESIS_HASH = "0" * 64
 # Every module that declares tables on ``Base``: alembic autogenerate and the
@@ -76,6 +90,7 @@ class Service(Base):
         UniqueConstraint("sp_id", "code", name="uq_services_sp_code"),
         CheckConstraint(_in("billing", BILLING_TYPES), name="ck_services_billing"),
         CheckConstraint("price_fen >= 0", name="ck_services_price"),
+        CheckConstraint(_in("channel", CHANNELS), name="ck_services_channel"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -89,6 +104,8 @@ class Service(Base):
     cancel_cmd: Mapped[str | None] = mapped_column(String(70))
     use_cmd: Mapped[str | None] = mapped_column(String(70))
     region: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8), default="sms", server_default="sms")
+    url: Mapped[str | None] = mapped_column(String(512))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -118,6 +135,8 @@ class ServiceVersion(Base):
     cancel_cmd: Mapped[str | None] = mapped_column(String(70))
     use_cmd: Mapped[str | None] = mapped_column(String(70))
     region: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8), default="sms", server_default="sms")
+    url: Mapped[str | None] = mapped_column(String(512))
     source: Mapped[str | None] = mapped_column(String(255))
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
 

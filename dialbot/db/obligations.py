@@ -88,7 +88,10 @@ def create_obligation(
 
     `follow_until`: follow the order on later nights until then; `keep_until`:
     keep the subscription on purpose until then (see `kept`)."""
-    if not access_number.isdigit() or not access_number.isascii():
+    # A WAP service without an SMS side has no access number: the carrier's list cancels it.
+    if (access_number or cancel_cmd) and (
+        not access_number.isdigit() or not access_number.isascii()
+    ):
         raise ValueError(f"access number {access_number!r} is not digits only")
     with write_session(session_factory) as session:
         row = CleanupObligation(

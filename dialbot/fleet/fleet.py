@@ -67,6 +67,7 @@ class FleetModem:
     identity: Identity | None = None
     balance_fen: int | None = None
     error: str | None = None
+    data: str | None = None  # "http" when the modem can browse (WAP/MMS probes), else "none"
     leased: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -181,7 +182,15 @@ class Fleet:
         slot.health = modem.health()
         if identity:
             slot.identity = modem.identity(slot.entry.msisdn)
+            slot.data = self._data(slot, modem)
         slot.error = None
+
+    @staticmethod
+    def _data(slot: FleetModem, modem: Modem) -> str:
+        """Whether the modem browses: declared `none` wins, otherwise asked by command."""
+        if slot.entry.data == "none":
+            return "none"
+        return "http" if modem.data_backend() != "none" else "none"
 
     def lease(
         self,
@@ -189,18 +198,25 @@ class Fleet:
         bank: str | None = None,
         timeout: float = 0.0,
         slot: int | None = None,
+        data: bool = False,
     ) -> Lease:
-        """A ready, unleased modem matching region, bank (and slot), waiting up to timeout."""
+        """A ready, unleased modem matching region, bank (and slot), waiting up to timeout.
+
+        `data`: only a modem that can browse (WAP and MMS probes).
+        """
         deadline = time.monotonic() + timeout
         while True:
             with self._lease_lock:
                 for candidate in self.slots:
-                    if self._matches(candidate, region, bank, slot):
+                    if self._matches(candidate, region, bank, slot) and (
+                        not data or candidate.data == "http"
+                    ):
                         candidate.leased = True
                         return Lease(candidate, self._released)
             if time.monotonic() >= deadline:
+                need = " that can browse" if data else ""
                 raise NoModemAvailable(
-                    f"no ready modem free for region={region or 'any'} bank={bank or 'any'}"
+                    f"no ready modem{need} free for region={region or 'any'} bank={bank or 'any'}"
                 )
             time.sleep(0.05)
 

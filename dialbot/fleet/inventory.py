@@ -16,7 +16,8 @@ from dialbot.errors import ConfigError
 
 DRIVERS = ("serial", "sim")
 BANK_KEYS = {"name", "region", "driver"}
-MODEM_KEYS = {"slot", "port", "baud", "pin", "msisdn", "retired"}
+MODEM_KEYS = {"slot", "port", "baud", "pin", "msisdn", "retired", "data"}
+DATA = ("http", "none")
 _MSISDN = re.compile(r"\+?\d{5,20}")
 _PIN = re.compile(r"\d{4,8}")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # the database keeps 64 characters
@@ -30,6 +31,7 @@ class ModemEntry:
     pin: str | None = None
     msisdn: str | None = None
     retired: bool = False  # kept in the inventory for the record, never opened
+    data: str | None = None  # "http" / "none" declared; None: asked of the modem
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,11 @@ def _modem(raw: Any, index: int, file: str) -> ModemEntry:
     retired = raw.get("retired", False)
     if not isinstance(retired, bool):
         raise ConfigError(file, f"{where}.retired", "must be true or false")
+    data = _str(raw, "data", where, file)
+    if data is not None and data not in DATA:
+        raise ConfigError(file, f"{where}.data", f"must be one of {', '.join(DATA)}")
     assert port is not None
-    return ModemEntry(slot, port, baud, pin, msisdn, retired)
+    return ModemEntry(slot, port, baud, pin, msisdn, retired, data)
 
 
 def _unique(entries: tuple[ModemEntry, ...], file: str) -> None:

@@ -20,20 +20,26 @@ from dialbot.flows.model import (
     PARTIES,
     PURPOSES,
     Balance,
+    Call,
     Cancel,
     CancelAll,
     Detail,
     Expect,
+    Explore,
+    FetchMms,
     Flow,
     Observe,
+    Open,
+    Order,
     Reply,
     Send,
     Step,
     Subscriptions,
+    Use,
 )
 
 LINE = "__line__"
-FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "keep", "custom")
+FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "keep", "custom", "wap", "ivr", "mms")
 PLACEHOLDERS = {"subscribe", "use", "cancel"}
 FLOW_NAME_MAX = 64  # the length of runs.flow (dialbot.db.models.Run)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -176,6 +182,60 @@ class _StepReader:
         within = parse_duration(a.get("within", 60), self.file, line, "cancel.within")
         return Cancel(within=within, line=line)
 
+    def step_open(self, value: Any, line: int) -> Open:
+        self.args("open", value, line, set())
+        return Open(line=line)
+
+    def step_explore(self, value: Any, line: int) -> Explore:
+        a = self.args("explore", value, line, {"limit"})
+        limit = a.get("limit", 6)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 20:
+            raise self.fail(line, "explore.limit: an integer 0..20")
+        return Explore(limit=limit, line=line)
+
+    def step_order(self, value: Any, line: int) -> Order:
+        a = self.args("order", value, line, {"confirm"})
+        confirm = a.get("confirm", True)
+        if not isinstance(confirm, bool):
+            raise self.fail(line, "order.confirm: must be true or false")
+        return Order(confirm=confirm, line=line)
+
+    def step_use(self, value: Any, line: int) -> Use:
+        self.args("use", value, line, set())
+        return Use(line=line)
+
+    def step_call(self, value: Any, line: int) -> Call:
+        a = self.args(
+            "call", value, line, {"keys", "hold", "answer_within", "release_within", "label"}
+        )
+        keys = a.get("keys", "{use}")
+        if keys == "" or keys is None:
+            keys = ""
+        else:
+            keys = self.text(line, "call.keys", str(keys))
+            if keys != "{use}" and not re.fullmatch(r"[0-9*#A-D]{1,32}", keys):
+                raise self.fail(line, "call.keys: DTMF keys (0-9 * # A-D) or {use}")
+        hold = a.get("hold", 1.05)
+        if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 < hold <= 60:
+            raise self.fail(line, "call.hold: billing minutes, a number in (0, 60]")
+        return Call(
+            keys=keys,
+            hold=float(hold),
+            answer_within=parse_duration(
+                a.get("answer_within", 60), self.file, line, "call.answer_within"
+            ),
+            release_within=parse_duration(
+                a.get("release_within", 10), self.file, line, "call.release_within"
+            ),
+            label=str(a.get("label", "")),
+            line=line,
+        )
+
+    def step_fetch_mms(self, value: Any, line: int) -> FetchMms:
+        a = self.args("fetch_mms", value, line, {"within"})
+        within = parse_duration(a.get("within", 60), self.file, line, "fetch_mms.within")
+        return FetchMms(within=within, line=line)
+
     def step_cancel_all(self, value: Any, line: int) -> CancelAll:
         a = self.args("cancel_all", value, line, {"within"})
         within = parse_duration(a.get("within", 60), self.file, line, "cancel_all.within")
@@ -211,6 +271,8 @@ def parse_flow(text: str, file: str) -> Flow:
     steps_raw = data.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
         raise FlowError(file, "line 1", "steps: required, a non-empty list")
+    if (kind == "ivr") != any("call" in r for r in steps_raw if isinstance(r, dict)):
+        raise FlowError(file, "line 1", "kind: ivr flows, and only they, have call steps")
     reader = _StepReader(file)
     steps: list[Step] = []
     captures: set[str] = set()

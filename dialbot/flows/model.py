@@ -23,7 +23,7 @@ Purpose = Literal["order", "confirm", "use", "cancel", "other"]
 PARTIES: tuple[str, ...] = ("sp", "carrier", "any")
 KINDS: tuple[str, ...] = ("prompt", "welcome", "content", "cancel_ack", "any")
 PURPOSES: tuple[str, ...] = ("order", "confirm", "use", "cancel", "other")
-BILLINGS: tuple[str, ...] = ("monthly", "per_use")
+BILLINGS: tuple[str, ...] = ("monthly", "per_use", "per_minute")
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,83 @@ class CancelAll:
     line: int = 0
 
 
-Step = Send | Expect | Reply | Balance | Subscriptions | Detail | Observe | Cancel | CancelAll
+@dataclass(frozen=True)
+class Open:
+    """WAP: load the service's entry page; every redirect it sends is recorded, hop by hop."""
+
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Explore:
+    """WAP: follow each other link of the entry page once (进入, 免费 …), declining any order
+    page it reaches; at most `limit` links."""
+
+    limit: int = 6
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Order:
+    """WAP: follow the link whose text is the catalogue's `subscribe_cmd`, then on the
+    carrier's confirmation page confirm (or decline with `confirm: false`)."""
+
+    confirm: bool = True
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Use:
+    """WAP: follow the link whose text is the catalogue's `use_cmd` (skipped without one)."""
+
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Call:
+    """A voice call to the service's access number (spec/channels.md §5).
+
+    Dial, wait up to `answer_within` s for the answer, send `keys` as DTMF
+    (`{use}`: the catalogue's use_cmd), stay `hold` billing minutes from the
+    answer (the carrier's `billing_minute_s`; never time-scaled, so 1.05
+    crosses a minute boundary on any network), hang up, and confirm with
+    +CLCC within `release_within` s that the call is gone.
+    """
+
+    keys: str = "{use}"
+    hold: float = 1.05
+    answer_within: float = 60.0
+    release_within: float = 10.0
+    label: str = ""
+    line: int = 0
+
+
+WapStep = Open | Explore | Order | Use
+
+
+@dataclass(frozen=True)
+class FetchMms:
+    """MMS: wait up to `within` for an MMS notification from the SP (none already waiting),
+    then fetch the content of every notification not yet fetched, through the WAP proxy."""
+
+    within: float = 60.0
+    line: int = 0
+
+
+Step = (
+    Send
+    | Expect
+    | Reply
+    | Balance
+    | Subscriptions
+    | Detail
+    | Observe
+    | Cancel
+    | CancelAll
+    | WapStep
+    | Call
+    | FetchMms
+)
 
 
 @dataclass(frozen=True)
@@ -113,7 +189,7 @@ class Flow:
     """A named sequence of steps for the services of the given billing types."""
 
     name: str
-    kind: str  # decline | monthly | per_use | hygiene: tells the judge what was intended
+    kind: str  # decline | monthly | per_use | hygiene | wap | ivr | mms: what was intended
     billing: tuple[str, ...]
     steps: tuple[Step, ...]
     description: str = ""
@@ -123,3 +199,40 @@ class Flow:
     def unavoidable_wait_s(self) -> float:
         """Seconds the flow must wait whatever the SP does (observe windows)."""
         return sum(s.seconds for s in self.steps if isinstance(s, Observe))
+
+    def call_minutes(self) -> float:
+        """Billing minutes the flow's calls hold (time_scale never shortens them)."""
+        return sum(s.hold for s in self.steps if isinstance(s, Call))
+
+    def fits(self, channel: str, billing: str) -> bool:
+        """Whether this flow probes a service of that channel and billing.
+
+        A channel with flows of its own (`CHANNEL_FLOW_KINDS`: voice calls for
+        ivr lines, browsing for wap services) gets only those, and those flows
+        nothing else: an SMS flow would text a number that only takes calls,
+        a browse has no page on an SMS service.
+        """
+        own = self.kind if self.kind in CHANNEL_FLOW_KINDS.values() else None
+        if own != CHANNEL_FLOW_KINDS.get(channel):
+            return False
+        if self.kind == "mms" and channel != "mms":
+            return False  # MMS content flows fetch what only an MMS service sends
+        return billing in self.billing
+
+
+# Channels probed only by flows of their own kind (the flow of that name is their standard
+# one), which probe nothing else. MMS services are ordered and declined by SMS: they take
+# the SMS flows as well as the `mms` kind (which is for them only).
+CHANNEL_FLOW_KINDS = {"ivr": "ivr", "wap": "wap"}
+
+
+def default_flows(channel: str, billing: str) -> tuple[str, ...]:
+    """The flows every service of this channel and billing gets in a sweep: its
+    channel's own flow; an MMS service decline + its MMS content flow; else decline +
+    its billing type's flow."""
+    own = CHANNEL_FLOW_KINDS.get(channel)
+    if own is not None:
+        return (own,)
+    if channel == "mms":
+        return ("decline", "mms" if billing == "monthly" else "mms_per_use")
+    return ("decline", billing)

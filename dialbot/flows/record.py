@@ -62,14 +62,31 @@ def received_data(message: IncomingMessage) -> dict[str, Any]:
     }
     if message.recovered:
         data["recovered"] = True  # read by a process that died before recording it
+    push = message.wap_push
+    if push is not None:
+        data["wap_push"] = {
+            "content_type": push.content_type,
+            "headers": [list(h) for h in push.headers],
+            "href": push.href,
+            "text": push.text,
+            "si_id": push.si_id,
+            "body_hex": push.body_hex,
+            "error": push.error,
+        }
     return data
+
+
+# Evidence kinds of a message on the handset (a WAP PUSH is one too); the judge sees both
+# as `sms_in` (see `to_judge_event`).
+MESSAGE_KINDS = ("sms_in", "wap_push")
 
 
 def network_time(row: EventRow) -> datetime:
     """When a received message happened, for ordering: its SCTS when it was read late
     (`dialbot.modem.inbox.event_time`), else the host's read time (``at``)."""
     data = row.data if isinstance(row.data, dict) else {}
-    stamp = data.get("scts") if row.kind in ("sms_in", "balance", "subscriptions") else None
+    received = (*MESSAGE_KINDS, "balance", "subscriptions")
+    stamp = data.get("scts") if row.kind in received else None
     if not isinstance(stamp, str):
         return row.at
     try:
@@ -114,6 +131,18 @@ class Recorder:
             data={"purpose": purpose},
         )
 
+    def http(
+        self, url: str, status: int, body: str, at: datetime, data: dict[str, Any]
+    ) -> EventRow:
+        """One HTTP response (the body verbatim up to the caller's bound; SP text is untrusted)."""
+        return self._append("http", at=at, peer=str(status), text=body, data={"url": url, **data})
+
+    def mms(
+        self, location: str, status: str, text: str, at: datetime, data: dict[str, Any]
+    ) -> EventRow:
+        """One MMS notification and what fetching it gave (channels.md §8; text is untrusted)."""
+        return self._append("mms", at=at, peer=status, text=text, data={"url": location, **data})
+
     def sms_in(self, message: IncomingMessage, **extra: Any) -> EventRow:
         """A received message; one that is not a readable message to the SIM (an
         undecodable PDU, a status report) is a `note` with its raw PDU, never judged."""
@@ -128,8 +157,9 @@ class Recorder:
                 data=data,
                 receipts=message.receipts,
             )
+        push = message.wap_push
         return self._append(
-            "sms_in",
+            "wap_push" if push is not None else "sms_in",
             at=message.received_at,
             peer=message.sender,
             text=message.text,
@@ -176,6 +206,17 @@ class Recorder:
             "modem_fault", at=now(), text=text, data={"trace": trace, "error": type(exc).__name__}
         )
 
+    def call(self, evidence: dict[str, Any], label: str = "") -> EventRow:
+        """A voice call (spec/channels.md §8): dial, progress lines with times, answer,
+        DTMF, hang-up, release and the measured duration (all in `data`; `text` sums up)."""
+        return self._append(
+            "call",
+            at=datetime.fromisoformat(evidence["dialled_at"]),
+            peer=str(evidence.get("number", "")),
+            text=call_summary(evidence),
+            data={**evidence, "label": label},
+        )
+
     def note(self, text: str, **data: Any) -> EventRow:
         return self._append("note", at=now(), text=text, data=data or None)
 
@@ -193,6 +234,35 @@ def _listed_item(data: dict[str, Any]) -> ListedItem:
     )
 
 
+def call_summary(evidence: dict[str, Any]) -> str:
+    """One line a reader of the publication understands: what happened, with times."""
+
+    def secs(key: str) -> str | None:
+        value = evidence.get(key)
+        return f"{value:.1f}s" if isinstance(value, int | float) else None
+
+    parts = [f"call {evidence.get('number', '')} ({evidence.get('make', '')})"]
+    answered = secs("answered_t")
+    parts.append(f"answered after {answered}" if answered else "not answered")
+    keys = "".join(str(k.get("key", "")) for k in evidence.get("dtmf") or [])
+    if keys:
+        parts.append(f"DTMF {keys}")
+    ended = evidence.get("ended_by")
+    if ended == "robot":
+        parts.append(
+            f"hung up after {secs('measured_s')} connected (at most {secs('max_connected_s')})"
+        )
+        released = secs("released_t")
+        parts.append(
+            f"released at {released}" if released else "NOT released (+CLCC still lists it)"
+        )
+    elif ended == "far_end":
+        parts.append(f"ended by the far end after {secs('measured_s')} connected")
+    elif ended == "not_placed":
+        parts.append(f"not placed: {evidence.get('cause', '')}")
+    return "; ".join(parts)
+
+
 def to_judge_event(row: EventRow) -> Event:
     """The judge's view of a stored event (balances and listings already parsed); a
     message read late is placed at the network's time stamp, not at its reading."""
@@ -201,12 +271,15 @@ def to_judge_event(row: EventRow) -> Event:
     items: tuple[ListedItem, ...] | None = None
     if row.kind == "subscriptions" and isinstance(data.get("items"), list):
         items = tuple(_listed_item(i) for i in data["items"] if isinstance(i, dict))
+    kind = "sms_in" if row.kind in MESSAGE_KINDS else row.kind  # a push is a message too
     return Event(
         id=row.id,
         at=network_time(row),
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=kind,  # type: ignore[arg-type]
         peer=row.peer or "",
         text=row.text or "",
         balance_fen=int(balance) if isinstance(balance, int) else None,
         items=items,
+        data=data if row.kind in ("http", "mms") else None,
+        call=data if row.kind == "call" else None,
     )

@@ -43,7 +43,7 @@ from dialbot.db.owner import STALE_AFTER, owner_alive, this_process
 from dialbot.db.types import utcnow
 from dialbot.flows.history import past_orders
 from dialbot.flows.intake import national
-from dialbot.flows.record import to_judge_event
+from dialbot.flows.record import MESSAGE_KINDS, to_judge_event
 from dialbot.flows.runner import to_new_finding
 from dialbot.flows.steps import PURPOSES
 from dialbot.judge import judge
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 # The error of a run taken over from a dead owner (rows written before run owners say just this).
 DEAD = "the process ended before the run"
 OPEN_STATES = tuple(s.value for s in RunState if s not in TERMINAL_STATES)
-FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "watch")
+FLOW_KINDS = ("decline", "monthly", "per_use", "hygiene", "watch", "wap", "ivr", "mms")
 
 
 @dataclass(frozen=True)
@@ -196,9 +196,14 @@ class Recovery:
         has_order: bool,
     ) -> RunRecord:
         if flow == "watch":
-            rows = [r for r in rows if r.kind == "sms_in" and _data(r).get("watch") != "late_reply"]
-        actions = tuple(self._actions(rows))
-        ordered = any(a.kind is ActionKind.ORDER for a in actions)
+            rows = [
+                r for r in rows if r.kind in MESSAGE_KINDS and _data(r).get("watch") != "late_reply"
+            ]
+        actions = tuple(self._actions(rows, service))
+        # an ivr run's "order" is its call (a key press may subscribe): the call evidence
+        ordered = any(a.kind is ActionKind.ORDER for a in actions) or any(
+            r.kind == "call" for r in rows
+        )
         if service is not None and has_order and not ordered:
             service = None  # the order may be out unrecorded: judge only what came unasked
         # what the SIM may hear from: its pending orders (the run's own only when its order
@@ -226,10 +231,16 @@ class Recovery:
             cut=True,
         )
 
-    def _actions(self, rows: Iterable[EventRow]) -> Iterable[Action]:
-        """The probe's actions, from the purposes its messages were recorded with (no windows:
-        a cut run is never judged on what did not come)."""
+    def _actions(self, rows: Iterable[EventRow], service: ServiceInfo | None) -> Iterable[Action]:
+        """The probe's actions, from the purposes its messages were recorded with, and for a
+        WAP run from the clicks that led to its pages (no windows: a cut run is never judged
+        on what did not come)."""
         for row in rows:
+            if row.kind == "http":
+                wap = _wap_action(row, service)
+                if wap is not None:
+                    yield Action(wap, row.at, row.id, None)
+                continue
             if row.kind != "sms_out":
                 continue
             kind = PURPOSES.get(str(_data(row).get("purpose", "")))
@@ -239,13 +250,33 @@ class Recovery:
                 yield Action(kind, row.at, row.id, None)
 
     def _senders(self, rows: Iterable[EventRow]) -> set[str]:
-        peers = (national(r.peer or "") for r in rows if r.kind == "sms_in")
+        peers = (national(r.peer or "") for r in rows if r.kind in MESSAGE_KINDS)
         return {
             s.sp_code
             for peer in peers
             if not is_carrier(peer, self.carrier)
             and (s := find_by_sender(peer, self.catalogue)) is not None
         }
+
+
+def _wap_action(row: EventRow, service: ServiceInfo | None) -> ActionKind | None:
+    """The click a WAP page was the first answer to (`flows.browse`: `led_by` of hop 0):
+    the carrier page's confirm/cancel, the order link, the use link; None for the rest."""
+    led = _data(row).get("led_by")
+    if not isinstance(led, dict) or led.get("hop") != 0:
+        return None
+    how, text = led.get("how"), str(led.get("text", "")).strip()
+    if how == "confirm":
+        return ActionKind.CONFIRM
+    if how == "decline":
+        return ActionKind.WITHHOLD
+    if how != "link" or service is None or not text:
+        return None
+    if text == service.subscribe_cmd.strip():
+        return ActionKind.ORDER
+    if service.use_cmd and text == service.use_cmd.strip():
+        return ActionKind.USE
+    return None
 
 
 def _data(row: EventRow) -> dict[str, Any]:

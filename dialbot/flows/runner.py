@@ -73,6 +73,8 @@ def service_info(view: ServiceView) -> ServiceInfo:
         sp_hotline=view.sp_hotline or "",
         cancel_cmd=view.cancel_cmd or "",
         use_cmd=view.use_cmd or "",
+        channel=view.channel,
+        url=view.url or "",
     )
 
 

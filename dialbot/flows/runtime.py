@@ -352,7 +352,7 @@ class LocalFleet:
         """SIMs whose modem is ready and in service (busy ones included: they will be free)."""
         with self._lock:
             return [
-                SimInfo(sim_id, sim.msisdn, slot.bank.region, slot.balance_fen)
+                SimInfo(sim_id, sim.msisdn, slot.bank.region, slot.balance_fen, data=slot.data)
                 for sim_id, (slot, sim) in sorted(self._sims.items())
                 if self._state(slot) == SimState.READY.value
             ]

@@ -15,25 +15,35 @@ from typing import TYPE_CHECKING
 
 from dialbot.db.evidence import EventRow
 from dialbot.db.obligations import create_obligation
+from dialbot.errors import CallNotPlaced
 from dialbot.fleet import CarrierServices, Lease
 from dialbot.flows.intake import Intake, Received, from_access, national
 from dialbot.flows.model import (
     Balance,
+    Call,
     Cancel,
     CancelAll,
     Detail,
     Expect,
+    Explore,
+    FetchMms,
     Flow,
     Observe,
+    Open,
+    Order,
     Reply,
     Send,
     Step,
     Subscriptions,
+    Use,
 )
 from dialbot.flows.record import Recorder, now
+from dialbot.flows.steps_mms import MmsSteps
+from dialbot.flows.steps_wap import WapSteps
 from dialbot.judge.classify import MsgClass, reply_for
 from dialbot.judge.itemized import parse_detail
 from dialbot.judge.model import Action, ActionKind, ListedItem, ServiceInfo
+from dialbot.modem.voice import CallRecord
 
 if TYPE_CHECKING:
     from dialbot.flows.runner import ProbeEnv
@@ -94,6 +104,8 @@ class StepRunner:
         self.observed_until: datetime | None = None
         self.doing = "starting"
         self._next: Step | None = None
+        self._wap: WapSteps | None = None
+        self._mms: MmsSteps | None = None
 
     # -- driving ----------------------------------------------------------------------
 
@@ -125,6 +137,16 @@ class StepRunner:
             self.cancel(step)
         elif isinstance(step, CancelAll):
             self.cancel_all(step)
+        elif isinstance(step, Open | Explore | Order | Use):
+            if self._wap is None:
+                self._wap = WapSteps(self)
+            self._wap.run(step)
+        elif isinstance(step, Call):
+            self.call(step)
+        elif isinstance(step, FetchMms):
+            if self._mms is None:
+                self._mms = MmsSteps(self)
+            self._mms.fetch(step)
 
     def finish(self) -> None:
         """Record whatever is still waiting; the run stops observing here."""
@@ -142,7 +164,7 @@ class StepRunner:
 
     def _window(self) -> float | None:
         nxt = self._next
-        return self.env.scaled(nxt.within) if isinstance(nxt, Expect) else None
+        return self.env.scaled(nxt.within) if isinstance(nxt, Expect | FetchMms) else None
 
     def _ensure_obligation(self) -> None:
         """Before anything goes to the SP, the promise to clean up is stored."""
@@ -298,6 +320,49 @@ class StepRunner:
         row = self._send(carrier.service_number, carrier.cancel_all, "cancel")
         self._act(ActionKind.CANCEL_ALL, row, self.env.scaled(step.within))
         self.intake.wait_for(lambda r: r.carrier, self.env.carrier_timeout_s, since=row.at)
+
+    def call(self, step: Call) -> None:
+        """Dial, key, hold across the planned minutes, hang up, confirm the release.
+
+        A key may subscribe: the cleanup promise is stored before dialling. A
+        call that cannot be placed or drops before the hold is over raises
+        CallNotPlaced (an infrastructure failure); what was seen is kept.
+        """
+        if not self.access:
+            return
+        keys = expand(step.keys, self.service) or ""
+        self._ensure_obligation()
+        self.listing_is_last = False
+        minute = self.env.carrier.billing_minute_s
+        voice = self.lease.modem.voice
+        try:
+            placed = voice.dial(self.access, answer_timeout=step.answer_within)
+        except CallNotPlaced as exc:
+            self._keep_call(exc.record, step.label)
+            raise
+        try:
+            if keys:
+                placed.dtmf(keys)
+            if not placed.hold(step.hold * minute - placed.elapsed_since_answer()):
+                raise CallNotPlaced("dropped", "the call dropped before the planned hold")
+            placed.hang_up()
+            released = placed.confirm_released(step.release_within)
+        except BaseException:
+            placed.close()
+            self._keep_call(placed.record, step.label)
+            raise
+        self._keep_call(placed.record, step.label)
+        if not released:
+            # the network holds the line: wait (bounded) so the SIM is free and billed in full
+            longest = max(120.0, 3 * minute)
+            if placed.confirm_released(longest):
+                self.recorder.note(f"call released {placed.record.released_t:.1f}s after dialling")
+            else:
+                self.recorder.note(f"call still up {longest:g}s after the hang-up")
+
+    def _keep_call(self, record: object, label: str) -> None:
+        if isinstance(record, CallRecord):
+            self.recorder.call(record.evidence(), label)
 
 
 def effective_steps(flow: Flow, service: ServiceInfo | None) -> list[Step]:

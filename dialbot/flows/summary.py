@@ -106,6 +106,15 @@ def transcript_line(row: EventRow) -> str:
         return f"{at} [magenta]subscriptions[/] {escape(listed)}"
     if row.kind == "modem_fault":
         return f"{at} [red]modem fault[/] {text}"
+    if row.kind == "http":
+        led = data.get("led_by") or {}
+        how = escape(f"{led.get('how', '')} {led.get('text', '')}".strip())
+        url = escape(str(data.get("url", "")))
+        return f"{at} [blue]⇄ {escape(row.peer or '')}[/] {url} ({how}, {data.get('size', 0)} B)"
+    if row.kind == "wap_push":
+        return f"{at} [green]← push {escape(row.peer or '')}[/] {text}"
+    if row.kind == "call":
+        return f"{at} [cyan]☎ {escape(row.peer or '')}[/] {text}"
     return f"{at} [dim]{text}[/]"
 
 

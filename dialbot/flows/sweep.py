@@ -32,7 +32,8 @@ from dialbot.db.models import RunState
 from dialbot.db.obligations import Obligation, pending_for_sim
 from dialbot.db.runs import sim_id_of
 from dialbot.fleet import Fleet, FleetModem, Lease, NoModemAvailable, SimState
-from dialbot.flows.model import Flow
+from dialbot.flows.channels import can_probe
+from dialbot.flows.model import Flow, default_flows
 from dialbot.flows.recovery import CutJudged
 from dialbot.flows.runner import RunOutcome, SimRef, service_info
 from dialbot.flows.runtime import local_runtime as local_runtime  # the scheduler's runtime
@@ -122,19 +123,29 @@ class SweepReport:
         return not self.not_probed
 
 
+def flow_names(service: ServiceView) -> tuple[str, ...]:
+    """The standard flows of a service: WAP services are browsed (`wap`), ivr lines called
+    (`ivr`), MMS ones get decline + their MMS content flow, SMS ones decline + their
+    billing type's flow (`default_flows`)."""
+    return default_flows(service.channel, service.billing)
+
+
 def plan(services: list[ServiceView], flows: dict[str, Flow]) -> list[Task]:
-    """decline + the billing type's flow for every service, longest first."""
+    """The standard flows (see flow_names) for every service, longest first."""
     tasks = [
         Task(service, flows[name])
         for service in services
-        for name in ("decline", service.billing)
+        for name in flow_names(service)
         if name in flows
     ]
     return sorted(tasks, key=lambda t: -t.cost)
 
 
-def reachable(service: ServiceView, region: str | None) -> bool:
-    """A nationwide bank may probe any region's services; a regional one only its own."""
+def reachable(service: ServiceView, region: str | None, data: str | None = "http") -> bool:
+    """A nationwide bank may probe any region's services; a regional one only its own.
+    WAP and MMS services only on a modem that can browse (`channels.can_probe`)."""
+    if not can_probe(service.channel, data):
+        return False
     return service.region is None or region is None or service.region == region
 
 
@@ -167,6 +178,7 @@ class Sweep:
         self._queue: list[Task] = []
         self._in_flight = 0
         self._live: dict[str, str | None] = {}  # modem label -> bank region
+        self._data: dict[str, str | None] = {}  # modem label -> fleet `data` (http / none)
         self._faulty: set[str] = set()  # modems that had an infrastructure failure
 
     # -- planning -------------------------------------------------------------------------
@@ -197,6 +209,7 @@ class Sweep:
             else:
                 self.report.out_of_reach.append(self._not_probed(task, "no modem in its region"))
         self._live = {f"{s.bank.name}:{s.entry.slot}": s.bank.region for s in slots}
+        self._data = {f"{s.bank.name}:{s.entry.slot}": s.data for s in slots}
         self.listener.planned(len(self._queue))
         threads = [
             threading.Thread(target=self._worker, args=(s,), name=f"sweep {s.entry.port}")
@@ -240,7 +253,9 @@ class Sweep:
         with self._cond:
             while True:
                 for task in self._queue:
-                    if label in task.excluded or not reachable(task.service, region):
+                    if label in task.excluded or not reachable(
+                        task.service, region, self._data.get(label)
+                    ):
                         continue
                     if task.excluded and label in self._faulty and self._sound_for(task):
                         continue  # a retry waits for a modem with a clean record
@@ -256,7 +271,9 @@ class Sweep:
     def _sound_for(self, task: Task) -> bool:
         """Some live modem without faults could run the task (its retries go there first)."""
         return any(
-            lbl not in self._faulty and lbl not in task.excluded and reachable(task.service, reg)
+            lbl not in self._faulty
+            and lbl not in task.excluded
+            and reachable(task.service, reg, self._data.get(lbl))
             for lbl, reg in self._live.items()
         )
 
@@ -266,7 +283,7 @@ class Sweep:
             able = [
                 lbl
                 for lbl, region in self._live.items()
-                if lbl not in task.excluded and reachable(task.service, region)
+                if lbl not in task.excluded and reachable(task.service, region, self._data.get(lbl))
             ]
             if not able:
                 self._queue.remove(task)

@@ -44,7 +44,7 @@ from dialbot.db.runs import create_run, get_run, transition
 from dialbot.errors import DialbotError
 from dialbot.flows.history import past_orders
 from dialbot.flows.intake import national
-from dialbot.flows.record import Recorder, now, to_judge_event
+from dialbot.flows.record import MESSAGE_KINDS, Recorder, now, to_judge_event
 from dialbot.flows.runner import to_new_finding
 from dialbot.judge import judge
 from dialbot.judge.classify import is_carrier, parse_notice
@@ -148,7 +148,7 @@ class Watch:
                     self._open[key] = current
             late = msisdn is not None and self._late_reply(msisdn, message)
             row = current.recorder.sms_in(message, watch="late_reply" if late else "judged")
-            if not late and row.kind == "sms_in":  # a PDU that is no message is kept, not judged
+            if not late and row.kind in MESSAGE_KINDS:  # a PDU that is no message: kept only
                 current.judged.append(row)
             closed = self._closed
         if closed:  # nobody will judge the watch again: this message's run is judged now
@@ -185,7 +185,7 @@ class Watch:
 
     def _history(self, msisdn: str, rows: list[EventRow]) -> tuple[PastOrder, ...]:
         """The SIM's past orders with the SPs behind these messages (from the database)."""
-        senders = (national(row.peer or "") for row in rows if row.kind == "sms_in")
+        senders = (national(row.peer or "") for row in rows if row.kind in MESSAGE_KINDS)
         sps = {
             s.sp_code
             for peer in senders

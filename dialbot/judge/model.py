@@ -10,16 +10,30 @@ exactly which events it rests on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from dialbot.carrier import CarrierProfile
 
-EventKind = Literal["sms_out", "sms_in", "balance", "subscriptions", "ussd", "modem_fault", "note"]
-FlowKind = Literal["decline", "monthly", "per_use", "hygiene", "watch", "follow"]
-Billing = Literal["monthly", "per_use"]
+EventKind = Literal[
+    "sms_out",
+    "sms_in",
+    "balance",
+    "subscriptions",
+    "ussd",
+    "modem_fault",
+    "note",
+    "http",
+    "call",
+    "mms",
+]
+FlowKind = Literal[
+    "decline", "monthly", "per_use", "hygiene", "watch", "follow", "wap", "ivr", "mms"
+]
+Billing = Literal["monthly", "per_use", "per_minute"]
 Severity = Literal["critical", "major", "minor", "quality"]
 
 
@@ -38,6 +52,8 @@ class ServiceInfo:
     sp_hotline: str = ""
     cancel_cmd: str = ""
     use_cmd: str = ""
+    channel: str = "sms"  # sms | wap | mms | ivr (spec/channels.md §1)
+    url: str = ""  # wap: the entry page
 
     @property
     def key(self) -> tuple[str, str]:
@@ -79,6 +95,9 @@ class Event:
     text: str = ""
     balance_fen: int | None = None
     items: tuple[ListedItem, ...] | None = None
+    data: Mapping[str, Any] | None = field(default=None, compare=False)  # http: what led there
+    # `call` events: the call record (modem.voice.CallRecord.evidence()), times in seconds
+    call: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
 class ActionKind(Enum):

@@ -7,6 +7,7 @@ the SP under probe), so they are answered here once and the rules stay small.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -155,6 +156,22 @@ def find_by_sender(peer: str, catalogue: tuple[ServiceInfo, ...]) -> ServiceInfo
     return best
 
 
+_LINK_HOST = re.compile(r"https?://([A-Za-z0-9.-]+)")
+
+
+def find_by_link(text: str, catalogue: tuple[ServiceInfo, ...]) -> ServiceInfo | None:
+    """The WAP service whose site a message links to (a WAP PUSH names its SP by its href)."""
+    hosts = set(_LINK_HOST.findall(text))
+    if not hosts:
+        return None
+    return next((s for s in catalogue if s.url and _host(s.url) in hosts), None)
+
+
+def _host(url: str) -> str:
+    match = _LINK_HOST.match(url)
+    return match.group(1) if match else ""
+
+
 # --- building the timeline --------------------------------------------------------------------
 
 
@@ -192,7 +209,9 @@ def build(run: RunRecord) -> Timeline:
 def _msg(event: Event, run: RunRecord, catalogue: tuple[ServiceInfo, ...]) -> Msg:
     carrier = is_carrier(event.peer, run.carrier)
     cls = classify(event.text, event.peer, run.carrier)
-    sender = None if carrier else find_by_sender(event.peer, catalogue)
+    sender = None
+    if not carrier:
+        sender = find_by_sender(event.peer, catalogue) or find_by_link(event.text, catalogue)
     probed = bool(
         not carrier
         and run.service is not None

@@ -31,13 +31,25 @@ from gsmmodem.exceptions import CmeError as LibCmeError
 from gsmmodem.exceptions import CmsError as LibCmsError
 from gsmmodem.exceptions import CommandError, TimeoutException
 
+from dialbot.carrier import CarrierProfile
 from dialbot.errors import AtTimeout, CmeError, CmsError, ModemBusy, ModemError
 from dialbot.modem.health import Health, Identity, read_health, read_identity
+from dialbot.modem.http import (
+    HttpFamily,
+    HttpLimits,
+    HttpModuleError,
+    HttpResponse,
+    check_body,
+    check_url,
+)
+from dialbot.modem.http_backends import BACKENDS, detect
 from dialbot.modem.inbox import DEFAULT_TZ, Inbox, IncomingMessage, parse_cmgl, read_pdu
+from dialbot.modem.link import DATA_URCS, GsmLink, UrcBox
 from dialbot.modem.patched import FleetGsmModem
 from dialbot.modem.safety import check_number, check_text, check_ussd
 from dialbot.modem.store import MemoryStore, PduStore
 from dialbot.modem.trace import AtTrace
+from dialbot.modem.voice import Voice
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,8 +114,11 @@ class Modem:
         self._gsm: FleetGsmModem | None = None
         self._memories: set[str] = set()
         self._readable_cache: tuple[FleetGsmModem | None, set[str]] = (None, set())
+        self.urcs = UrcBox()
+        self._http: tuple[FleetGsmModem | None, str, HttpFamily | None] = (None, "", None)
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self.voice = Voice(self)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -169,6 +184,18 @@ class Modem:
         """Send one AT command (from code, never from data) and return its answer lines."""
         return self._op(lambda gsm: gsm.write(command, timeout=timeout or 1e9) or [])
 
+    def write_nowait(self, command: str) -> None:
+        """Send one AT command (from code) without waiting: its result codes arrive as URCs.
+
+        For commands whose final result comes late or never (ATD on Wavecom
+        and ZTE); the voice family reads the result from the URC stream.
+        """
+        self._op(lambda gsm: gsm.write(command, waitForResponse=False))
+
+    def manufacturer(self) -> str:
+        """The +CGMI answer (the make decides the call-progress dialect)."""
+        return self._op(lambda gsm: str(gsm.manufacturer or ""))
+
     def health(self) -> Health:
         """+CPIN, +CREG and +CSQ, each within the command timeout."""
         return self._op(read_health)
@@ -197,6 +224,56 @@ class Modem:
             return str(reply.message or "")
 
         return self._op(run)
+
+    def data_backend(self) -> str:
+        """The HTTP command family this modem speaks (`simcom`, `quectel`) or `none`."""
+        return self._op(lambda gsm: self._data_backend(gsm))
+
+    def http(
+        self,
+        method: str,
+        url: str,
+        carrier: CarrierProfile,
+        data: str | None = None,
+        limits: HttpLimits | None = None,
+    ) -> HttpResponse:
+        """One HTTP request through the modem's stack and the carrier's WAP proxy.
+
+        Unsafe URL or data is refused before anything is written; a modem
+        without an HTTP stack, a module error or a dropped bearer raise
+        `HttpModuleError` (an infrastructure failure).
+        """
+        check_url(url)
+        if data is not None:
+            check_body(data.encode("utf-8"))
+
+        def run(gsm: FleetGsmModem) -> HttpResponse:
+            family = self._family(gsm, carrier, limits)
+            if method == "POST":
+                return family.post(url, data or "")
+            return family.get(url)
+
+        return self._op(run)
+
+    def _data_backend(self, gsm: FleetGsmModem) -> str:
+        if self._http[0] is not gsm:
+            self._http = (gsm, detect(GsmLink(gsm, self.urcs)), None)
+        return self._http[1]
+
+    def _family(
+        self, gsm: FleetGsmModem, carrier: CarrierProfile, limits: HttpLimits | None
+    ) -> HttpFamily:
+        name = self._data_backend(gsm)
+        if name not in BACKENDS:
+            raise HttpModuleError(
+                f"{self.port}: this modem has no HTTP stack", trace=self.trace.snapshot()
+            )
+        family = self._http[2]
+        wanted = limits or HttpLimits()
+        if family is None or family.profile != carrier or family.limits != wanted:
+            family = BACKENDS[name](GsmLink(gsm, self.urcs), carrier, wanted)
+            self._http = (gsm, name, family)
+        return family
 
     def sweep(self) -> int:
         """Read every stored message, store it, deliver what completes, delete what was read.
@@ -325,7 +402,10 @@ class Modem:
     # -- URCs (reader thread: never block) -----------------------------------
     def _on_urc(self, line: str) -> None:
         gsm = self._gsm
-        if line.startswith("+CMTI:") or line.startswith("+CDSI:"):
+        self.voice.on_urc(line)
+        if line.startswith(DATA_URCS):
+            self.urcs.put(line)
+        elif line.startswith("+CMTI:") or line.startswith("+CDSI:"):
             memory = line.split(":", 1)[1].split(",")[0].strip().strip('"')
             if memory:
                 self._memories.add(memory)
@@ -380,6 +460,7 @@ class Modem:
             return False
         self.failures = 0
         self.last_error = None
+        self.voice.reset()
         self._drain_events()
         self._set_state(LinkState.READY)
         self._events.put("sweep")

@@ -25,7 +25,15 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from gsmmodem.exceptions import EncodingError
-from gsmmodem.pdu import Concatenation, decodeSmsPdu
+from gsmmodem.pdu import Concatenation, PortAddress, decodeSmsPdu
+
+from dialbot.modem.wsp import (
+    SI_CONTENT_TYPE,
+    WAP_PUSH_PORT,
+    WspError,
+    decode_push,
+    decode_si,
+)
 
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 _CMGL = re.compile(r"^\+CMGL:\s*(\d+)\s*(?:,|$)")  # index first; the rest varies by modem
@@ -58,6 +66,7 @@ class StoredPdu:
     scts: datetime | None = None
     concat: tuple[int, int, int] | None = None  # (reference, parts, number)
     problem: str | None = None
+    wap: bool = False  # addressed to the WAP push port (2948): `text` holds the raw octets
 
     @property
     def sha256(self) -> str:
@@ -85,6 +94,7 @@ class IncomingMessage:
     slots: tuple[str, ...] = ()  # "SM:3": where each PDU was stored
     problem: str | None = None
     recovered: bool = False  # stored by an earlier process, delivered after a restart
+    wap_push: WapPushInfo | None = None  # set when the message is a WAP PUSH (port 2948)
 
     @property
     def network_at(self) -> datetime:
@@ -103,6 +113,44 @@ def event_time(read_at: datetime, scts: datetime | None) -> datetime:
         return read_at
     late = (read_at - scts).total_seconds()
     return scts if LATE_READ_S < late <= IMPLAUSIBLE_S else read_at
+
+
+@dataclass(frozen=True)
+class WapPushInfo:
+    """A push as decoded; `error` says why not when it could not be (raw PDUs stay)."""
+
+    content_type: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    href: str | None = None
+    text: str = ""
+    si_id: str | None = None
+    body_hex: str = ""
+    error: str | None = None
+
+
+def decode_wap_push(payload: bytes) -> WapPushInfo:
+    """WSP envelope, and the SI inside when it is one; never raises."""
+    try:
+        push = decode_push(payload)
+    except WspError as exc:
+        return WapPushInfo(body_hex=payload.hex(), error=f"WSP: {exc}")
+    info = WapPushInfo(push.content_type, push.headers, body_hex=push.body.hex())
+    if push.content_type != SI_CONTENT_TYPE:
+        return info
+    try:
+        si = decode_si(push.body)
+    except WspError as exc:
+        return WapPushInfo(
+            push.content_type, push.headers, body_hex=push.body.hex(), error=f"SI: {exc}"
+        )
+    return WapPushInfo(push.content_type, push.headers, si.href, si.text, si.si_id, push.body.hex())
+
+
+def push_text(info: WapPushInfo) -> str:
+    """What a handset would show for a push (the SI text and link), for text-based rules."""
+    if info.error is not None or info.content_type != SI_CONTENT_TYPE:
+        return f"[WAP PUSH {info.content_type or 'undecodable'}]"
+    return " ".join(part for part in (info.text, info.href or "") if part)
 
 
 @dataclass
@@ -139,8 +187,11 @@ def read_pdu(port: str, memory: str, index: int, pdu: str, read_at: datetime) ->
     kind = str(decoded.get("type") or "unknown")
     sent = decoded.get("time")
     scts = sent if isinstance(sent, datetime) and sent.tzinfo is not None else None
-    concat = next((ie for ie in decoded.get("udh") or [] if isinstance(ie, Concatenation)), None)
+    udh = decoded.get("udh") or []
+    concat = next((ie for ie in udh if isinstance(ie, Concatenation)), None)
     parts = (int(concat.reference), int(concat.parts), int(concat.number)) if concat else None
+    ports = next((ie for ie in udh if isinstance(ie, PortAddress)), None)
+    wap = ports is not None and int(ports.destination) == WAP_PUSH_PORT
     return StoredPdu(
         base.port,
         memory,
@@ -153,6 +204,7 @@ def read_pdu(port: str, memory: str, index: int, pdu: str, read_at: datetime) ->
         scts=scts,
         concat=parts if parts and parts[1] > 1 else None,
         problem=None if kind == "SMS-DELIVER" else f"not a received message ({kind})",
+        wap=wap,
     )
 
 
@@ -199,9 +251,10 @@ class Inbox:
         return out
 
     def _single(self, item: StoredPdu, receipt: int | None, recovered: bool) -> IncomingMessage:
+        text, push = _wap_text([item], complete=True)
         return IncomingMessage(
             sender=item.sender or "",
-            text=item.text or "",
+            text=text,
             sent_at=(item.scts or item.read_at).astimezone(self.tz),
             received_at=item.read_at.astimezone(self.tz),
             port=self.port,
@@ -211,6 +264,7 @@ class Inbox:
             slots=(f"{item.memory}:{item.index}",),
             problem=item.problem,
             recovered=recovered,
+            wap_push=push,
         )
 
     def _join(
@@ -220,9 +274,10 @@ class Inbox:
         items = [pending.parts[n][0] for n in numbers]
         first = pending.first
         stamps = [i.scts for i in items if i.scts is not None]
+        text, push = _wap_text(items, complete)
         return IncomingMessage(
             sender=pending.sender,
-            text="".join(i.text or "" for i in items),
+            text=text,
             sent_at=(min(stamps) if stamps else first.read_at).astimezone(self.tz),
             received_at=max(i.read_at for i in items).astimezone(self.tz) if complete else now,
             port=self.port,
@@ -233,4 +288,17 @@ class Inbox:
             receipts=tuple(r for n in numbers if (r := pending.parts[n][1]) is not None),
             slots=tuple(f"{i.memory}:{i.index}" for i in items),
             recovered=recovered,
+            wap_push=push,
         )
+
+
+def _wap_text(items: list[StoredPdu], complete: bool) -> tuple[str, WapPushInfo | None]:
+    """The text a handset shows for these parts, and the push decoded when they are one."""
+    text = "".join(i.text or "" for i in items)
+    if not any(i.wap and i.problem is None for i in items):
+        return text, None
+    # 8-bit user data comes from the library one character per octet
+    push = decode_wap_push(text.encode("latin-1", errors="replace"))
+    if not complete:
+        push = WapPushInfo(body_hex=push.body_hex, error="parts missing")
+    return push_text(push), push

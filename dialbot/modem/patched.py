@@ -34,6 +34,7 @@ from gsmmodem.exceptions import CmeError, CommandError, TimeoutException
 from gsmmodem.modem import CTRLZ, TERMINATOR, GsmModem, Ussd
 from gsmmodem.serial_comms import SerialComms
 
+from dialbot.modem.exchange import Exchange
 from dialbot.modem.port import open_port
 from dialbot.modem.trace import AtTrace
 from dialbot.modem.ussd import parse_cusd
@@ -66,12 +67,23 @@ URC_PREFIXES = (
     "^CONN:",
     "^CEND:",
     "+WIND:",
+    "NO CARRIER",  # a call ended (ATD itself is sent without waiting: see modem/voice.py)
+    "BUSY",
+    "NO ANSWER",
+    "HANGUP:",  # ZTE
     "+ZPAS:",
     "+DTMF:",
     "RDY",
     "Call Ready",
     "SMS Ready",
     "+CPIN: READY",
+    # data (spec/channels.md §3): results of HTTP requests and bearer loss come as URCs
+    "+HTTPACTION:",
+    "+QHTTPGET:",
+    "+QHTTPPOST:",
+    "+QHTTPREAD:",
+    "+QIURC:",
+    "+SAPBR 1:",
 )
 
 _JUNK = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -107,6 +119,7 @@ class _SerialFix(SerialComms):
     on_urc: Callable[[str], None]
     on_link_lost: Callable[[BaseException], None]
     _pending_command: str | None
+    exchange: Exchange | None = None  # an answer read raw (payload commands), see run_exchange
 
     def connect(self) -> None:
         """Open the port with a write deadline and start the chunked reader."""
@@ -146,7 +159,16 @@ class _SerialFix(SerialComms):
                 self.on_link_lost(exc)
 
     def _split_lines(self, buffer: bytearray) -> bytearray:
-        """Hand every complete line (or an expected prompt such as '> ') to the handler."""
+        """Hand every complete line (or an expected prompt such as '> ') to the handler.
+
+        While an `Exchange` is installed it takes the bytes of its answer first.
+        """
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.feed(buffer, lambda raw: self._safe_handle(raw, True))
+            if not exchange.done.is_set():
+                return buffer
+            self.exchange = None
         while True:
             end = buffer.find(b"\r\n")
             if end < 0:
@@ -223,6 +245,29 @@ class _SerialFix(SerialComms):
             finally:
                 self._pending_command = None
             return result
+
+    def run_exchange(self, data: bytes, exchange: Exchange, timeout: float) -> Exchange:
+        """Write raw bytes and read the answer into `exchange` (payload-safe, see exchange.py)."""
+        if not self.alive:
+            raise TimeoutException()
+        with self._txLock:
+            self.exchange = exchange
+            self.trace.tx(data.decode("utf-8", errors="replace")[:200])
+            try:
+                self.serial.write(data)
+            except serial.SerialTimeoutException as exc:
+                self.exchange = None
+                raise TimeoutException() from exc
+            if not exchange.done.wait(timeout):
+                self.exchange = None
+                self.trace.note(f"no answer within {timeout:g}s")
+                raise TimeoutException()
+        for line in exchange.lines:
+            self.trace.rx(line)
+        if exchange.payload or exchange.head:
+            self.trace.note(f"read {len(exchange.head)}+{len(exchange.payload)} raw bytes")
+        self.trace.rx(exchange.final or "")
+        return exchange
 
 
 class FleetGsmModem(GsmModem, _SerialFix):

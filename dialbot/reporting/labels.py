@@ -23,6 +23,10 @@ VIOLATIONS: dict[str, tuple[str, str]] = {
     "CONTENT_NOT_DELIVERED": ("未下发内容", "Content not delivered"),
     "RENEWAL_WITHOUT_REMINDER": ("续订未提醒", "Renewed without reminder"),
     "TRIAL_CONVERTED_SILENTLY": ("免费体验到期未提醒转收费", "Trial converted to paid silently"),
+    "FORCED_REDIRECT": ("强制跳转订购", "Forced redirect to an order"),
+    "MISLEADING_LINK": ("诱导订购链接", "Misleading link (诱导订购)"),
+    "CALL_OVERBILLED": ("声讯超时长计费", "Call billed beyond its minutes"),
+    "CALL_NOT_RELEASED": ("挂机后未释放", "Call not released after hang-up"),
 }
 
 SEVERITIES: dict[str, tuple[str, str]] = {
@@ -40,6 +44,10 @@ EVIDENCE_KINDS: dict[str, tuple[str, str]] = {
     "ussd": ("USSD 会话", "USSD session"),
     "modem_fault": ("设备故障", "modem fault"),
     "note": ("备注", "note"),
+    "http": ("WAP 页面", "WAP page"),
+    "wap_push": ("收到WAP PUSH", "WAP PUSH received"),
+    "call": ("语音呼叫", "voice call"),
+    "mms": ("彩信下载", "MMS fetched"),
 }
 
 

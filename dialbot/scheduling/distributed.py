@@ -351,7 +351,13 @@ class RegistryFleet:
 
     def ready_sims(self) -> list[SimInfo]:
         return [
-            SimInfo(int(s["sim_id"]), str(s["msisdn"]), bank.region, s.get("balance_fen"))
+            SimInfo(
+                int(s["sim_id"]),
+                str(s["msisdn"]),
+                bank.region,
+                s.get("balance_fen"),
+                data=s.get("data"),
+            )
             for bank in live_banks(self.db, self.stale_after)
             for s in bank.sims
         ]

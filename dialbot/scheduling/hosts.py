@@ -57,7 +57,7 @@ class FleetBank(Base):
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("fleet_workers.id"))
     modems: Mapped[int] = mapped_column(Integer, default=0)
     modem_states: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
-    # [{"sim_id", "msisdn", "balance_fen"}] of the SIMs ready on the bank
+    # [{"sim_id", "msisdn", "balance_fen", "data"}] of the SIMs ready on the bank
     sims: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.models import Finding, Run, RunState, Service, Sim, Sp
-from dialbot.flows.model import Cancel, CancelAll, Expect, Flow, Observe
+from dialbot.flows.model import Call, Cancel, CancelAll, Expect, Flow, Observe
 from dialbot.scheduling.models import ItemState, PlanItemRow
 from dialbot.scheduling.planner import ServiceInfo
 from dialbot.scheduling.schedules import Schedule
@@ -26,6 +26,7 @@ RISK_LOOKBACK = timedelta(days=30)
 PROBED_ITEM_STATES = (ItemState.DONE.value, ItemState.FAILED.value)
 # Seconds of radio round trips and modem work a step costs beyond its waits.
 STEP_OVERHEAD_S = 5.0
+REAL_MINUTE_S = 60.0  # calls are planned with a real network's billing minute (the longest)
 
 
 def flow_seconds(flow: Flow, time_scale: float = 1.0) -> float:
@@ -35,13 +36,16 @@ def flow_seconds(flow: Flow, time_scale: float = 1.0) -> float:
     plans with the longest a flow can take, not its average.
     """
     total = 0.0
+    calls = 0.0  # network time: a billing minute is never shortened by time_scale
     for step in flow.steps:
         if isinstance(step, Expect | Cancel | CancelAll):
             total += step.within
         elif isinstance(step, Observe):
             total += step.seconds
+        elif isinstance(step, Call):
+            calls += step.answer_within + step.hold * REAL_MINUTE_S + step.release_within
         total += STEP_OVERHEAD_S
-    return total * time_scale
+    return total * time_scale + calls
 
 
 def flow_tables(
@@ -61,7 +65,7 @@ def load_services(
     with db() as session:
         rows = session.execute(
             select(Service.id, Sp.code, Service.billing, Service.region, Service.version,
-                   Service.updated_at).join(Sp, Service.sp_id == Sp.id)
+                   Service.updated_at, Service.channel).join(Sp, Service.sp_id == Sp.id)
         ).all()  # fmt: skip
         last = _last_probes(session)
         cut = _cut_after_order(session, last)
@@ -74,9 +78,11 @@ def load_services(
         )
     selection = schedule.selection
     result: list[ServiceInfo] = []
-    for service_id, sp_code, billing, region, version, updated_at in rows:
+    for service_id, sp_code, billing, region, version, updated_at, channel in rows:
         if not selection.matches(sp_code, billing, region):
             continue
+        if channel == "ivr":
+            billing = "per_minute"  # a voice line only takes calls: only voice flows fit it
         result.append(
             ServiceInfo(
                 service_id=service_id,
@@ -87,6 +93,7 @@ def load_services(
                 changed_at=updated_at if version > 1 else None,
                 recent_findings=int(findings.get(sp_code, 0)),
                 interrupted_on=cut.get(service_id, {}),
+                channel=channel or "sms",
             )
         )
     return result

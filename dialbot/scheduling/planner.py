@@ -45,6 +45,7 @@ from functools import partial
 from itertools import islice
 from typing import Final
 
+from dialbot.flows.channels import can_probe, channel_flows
 from dialbot.mask import mask_msisdn
 
 # How many queue heads a free lane looks at before it waits for the next
@@ -72,11 +73,17 @@ class ServiceInfo:
     changed_at: datetime | None = None  # last catalogue change
     recent_findings: int = 0  # recent findings against its SP
     interrupted_on: Mapping[str, int] = field(default_factory=dict)
+    channel: str = "sms"  # sms | wap | mms | ivr: which flows probe it (see flows_by_billing)
 
     @property
     def last_probed(self) -> datetime | None:
         """The last probe of the service by any flow."""
         return max(self.flow_probed.values()) if self.flow_probed else None
+
+    @property
+    def flow_key(self) -> str:
+        """The key of `flows_by_billing` whose flows apply to this service."""
+        return flow_key(self.channel, self.billing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,7 @@ class SimInfo:
     region: str | None = None  # its bank's region; None: nationwide
     balance_fen: int | None = None
     last_sp: str | None = None  # SP of the last probe this SIM ran
+    data: str | None = None  # fleet `data`: "http" when its modem browses (WAP/MMS probes)
 
 
 @dataclass(frozen=True)
@@ -239,15 +247,30 @@ def _risk(service: ServiceInfo) -> float:
     return score
 
 
+WAP_FLOW = "wap"
+IVR_FLOW = "ivr"
+# Channels probed only by the flow of that name, which probes nothing else.
+CHANNEL_FLOWS = {"wap": WAP_FLOW, "ivr": IVR_FLOW}
+
+
+def flow_key(channel: str, billing: str) -> str:
+    """Flows are applicable per billing type, and a channel's own flow (WAP: browsing,
+    ivr: calls) only to that channel's services."""
+    return f"{channel}:{billing}" if channel in CHANNEL_FLOWS else billing
+
+
 Pair = tuple[ServiceInfo, str]
 
 
 def flows_by_billing(spec: NightSpec) -> dict[str, list[str]]:
-    """The schedule's flows that apply to each billing type, in the schedule's order."""
+    """The schedule's flows that apply to each billing type, in the schedule's order
+    (keyed by `flow_key`: the `wap` and `ivr` flows apply only to their channel's
+    services, the others never to those)."""
     by_billing: dict[str, list[str]] = {}
     for flow in spec.flows:
+        channel = next((c for c, name in CHANNEL_FLOWS.items() if name == flow), "sms")
         for billing in spec.flow_billing.get(flow, ()):
-            by_billing.setdefault(billing, []).append(flow)
+            by_billing.setdefault(flow_key(channel, billing), []).append(flow)
     return by_billing
 
 
@@ -264,8 +287,10 @@ def _candidates(
     covered: list[tuple[datetime, ServiceInfo, str]] = []
     no_flow = 0
     for service in services:
-        flows = by_billing.get(service.billing)
-        if flows is None:
+        # as the service's channel runs them (an MMS service's content flow fetches MMS)
+        scheduled = by_billing.get(service.flow_key)
+        flows = channel_flows(scheduled, service.channel, service.billing) if scheduled else []
+        if not flows:
             no_flow += 1
             continue
         risk = -_risk(service)
@@ -291,15 +316,18 @@ def _candidates(
     plan.pairs = len(due) + len(risky) + len(covered)
     plan.covered_before = len(risky) + len(covered)
     plan.due_quota = math.ceil(len(due) / max(1, spec.nights_left))
+
     # one tier for every due pair: the first ``quota`` placed (in rank order) are tonight's
     # quota ("due"), the others are taken ahead (see _place), so a pair that cannot be
     # placed tonight (its service already on every free SIM) is replaced by the next one
-    seconds = {flow: float(spec.flow_seconds.get(flow, 0.0)) for flow in spec.flows}
+    def seconds(flow: str) -> float:
+        return float(spec.flow_seconds.get(flow, 0.0))
+
     result: list[_Candidate] = [
-        (rank, TIER_DUE, service, flow, seconds[flow]) for rank, (service, flow) in enumerate(due)
+        (rank, TIER_DUE, service, flow, seconds(flow)) for rank, (service, flow) in enumerate(due)
     ]
     first = len(result)
-    result += [(first + rank, TIER_RISK, r[4], r[5], seconds[r[5]]) for rank, r in enumerate(risky)]
+    result += [(first + rank, TIER_RISK, r[4], r[5], seconds(r[5])) for rank, r in enumerate(risky)]
     return result, covered
 
 
@@ -442,13 +470,17 @@ def _choose(
 def _first_fit(queue: deque[_Candidate], lane: _Lane, now: float, window: float) -> int | None:
     """Index of the first of a queue's first SCAN_LIMIT candidates this lane may start at
     ``now`` as far as the candidate alone decides (its service, its SIM, its duration);
-    the queue's SP and region are checked by the caller, once for the whole queue."""
+    the queue's SP and region are checked by the caller, once for the whole queue; a
+    WAP or MMS probe needs a SIM whose modem browses."""
     sim_id = lane.sim.sim_id
     done = lane.services
+    data = lane.sim.data
     for index, cand in enumerate(islice(queue, SCAN_LIMIT)):
         service = cand[SERVICE]
         if service.service_id in done or now + cand[DURATION] > window:
             continue
+        if not can_probe(service.channel, data):
+            continue  # WAP and MMS probes only on modems that can browse
         if service.interrupted_on and service.interrupted_on.get(cand[FLOW]) == sim_id:
             continue
         return index
@@ -475,6 +507,8 @@ def _fits(
     region = service.region
     if region is not None and lane.sim.region not in (None, region):
         return False
+    if not can_probe(service.channel, lane.sim.data):
+        return False  # WAP and MMS probes only on modems that can browse
     if now + cand[DURATION] > window:
         return False
     return _active(running.get(cand[SERVICE].sp_code), now) < limit

@@ -12,7 +12,7 @@ Example (see schedules/nightly.toml)::
     cron = "0 1 * * *"          # crontab: minute hour day month day-of-week
     timezone = "Asia/Shanghai"  # default
     window_end = "05:30"        # no order is started after this
-    flows = ["decline", "monthly", "per_use"]
+    flows = ["decline", "monthly", "per_use"]   # add "ivr" for the 声讯 voice lines
     coverage = "month"          # day | week | month | quarter
     per_sp_concurrency = 2
     retries = 1                 # infrastructure failures before any order was sent
@@ -39,7 +39,7 @@ from dialbot.errors import ConfigError
 
 DEFAULT_TZ = "Asia/Shanghai"
 PERIODS = ("day", "week", "month", "quarter")
-BILLING_TYPES = ("monthly", "per_use")
+BILLING_TYPES = ("monthly", "per_use", "per_minute")
 KEYS = {
     "name",
     "cron",

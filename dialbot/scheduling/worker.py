@@ -118,7 +118,12 @@ class BankWorker:
         if snapshot:
             fleet = self.runtime.fleet
             sims = [
-                {"sim_id": s.sim_id, "msisdn": s.msisdn, "balance_fen": s.balance_fen}
+                {
+                    "sim_id": s.sim_id,
+                    "msisdn": s.msisdn,
+                    "balance_fen": s.balance_fen,
+                    "data": s.data,
+                }
                 for s in fleet.ready_sims()
             ]
             states = dict(fleet.modem_states())

@@ -25,6 +25,8 @@ COLUMNS = (
     "cancel_cmd",
     "use_cmd",
     "region",
+    "channel",
+    "url",
 )
 
 
@@ -54,6 +56,8 @@ def catalog_rows(world: World) -> list[dict[str, str]]:
                     "cancel_cmd": svc.cancel or "",
                     "use_cmd": svc.use or "",
                     "region": svc.region or "",
+                    "channel": svc.channel,
+                    "url": svc.url or "",
                 }
             )
     return rows

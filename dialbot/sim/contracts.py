@@ -46,6 +46,29 @@ class Handset(Protocol):
         """A network-initiated or late USSD reply (+CUSD unsolicited)."""
         ...
 
+    def deliver_wap_push(self, sender: str, href: str, text: str, sent_at: datetime) -> None:
+        """A WAP PUSH Service Indication (the device encodes it as SMS to port 2948)."""
+        ...
+
+    def deliver_push(self, sender: str, payload: bytes, sent_at: datetime) -> None:
+        """A ready WSP push (an MMS notification) as concatenated 8-bit SMS to port 2948."""
+        ...
+
+
+class CallLeg(Protocol):
+    """The network's end of one call, told what the handset does (e.g. the IVR platform).
+
+    The handset calls `answered` when the far end picks up, `dtmf` for each
+    key it sends while the call is up, and `released` exactly once when the
+    call really ends (far end, handset, or the network letting go late).
+    """
+
+    def answered(self) -> None: ...
+
+    def dtmf(self, key: str) -> None: ...
+
+    def released(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class CallResult:
@@ -54,6 +77,35 @@ class CallResult:
     answered: bool
     answer_after_s: float = 1.0
     duration_s: float = 2.0  # the far end hangs up after this long, unless the handset does
+    holds_after_hangup_s: float = 0.0  # the network keeps the call up after the handset hangs up
+    leg: CallLeg | None = None
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """An HTTP request as a modem's stack puts it on the air.
+
+    `apn` is the bearer it travels on; `via` the host:port the module
+    connects to (the proxy, or the URL's own host when no proxy is set);
+    `url` the absolute URL asked for.
+    """
+
+    apn: str
+    via: str
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """What came back: a response, or why none did (`error`: "dns", "network", "socket")."""
+
+    status: int = 0
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    error: str | None = None
 
 
 class NetworkPort(Protocol):
@@ -73,4 +125,8 @@ class NetworkPort(Protocol):
 
     def dial(self, msisdn: str, number: str) -> CallResult:
         """A voice call from msisdn to number."""
+        ...
+
+    def http(self, msisdn: str, request: HttpRequest) -> HttpResult:
+        """An HTTP request over the data bearer (only the carrier's WAP gateway answers)."""
         ...

@@ -17,6 +17,7 @@ from datetime import datetime
 from dialbot.sim.atparse import AtError, Command, Reply, UnknownCommand, parse_line, unquote
 from dialbot.sim.contracts import NetworkPort, Scheduler
 from dialbot.sim.device_calls import CallCommands
+from dialbot.sim.device_http import HttpCommands, RawReply
 from dialbot.sim.device_sms import Prompt, SmsCommands, SmsState
 from dialbot.sim.dialects import get_dialect
 from dialbot.sim.smscodec import is_gsm7, ucs2_bytes, ucs2_text
@@ -39,7 +40,7 @@ def _frame(lines: list[str]) -> bytes:
     return b"".join(b"\r\n" + line.encode("utf-8") + b"\r\n" for line in lines)
 
 
-class Device(SmsCommands, CallCommands):
+class Device(SmsCommands, CallCommands, HttpCommands):
     """A virtual modem of one slot; `write` sends bytes to the client side of its port."""
 
     def __init__(
@@ -77,6 +78,7 @@ class Device(SmsCommands, CallCommands):
         self.held_mt: list[tuple[str, str, datetime]] = []
         self.reset()
         self.init_calls()
+        self.init_http()
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -119,13 +121,22 @@ class Device(SmsCommands, CallCommands):
         if self._is_dead():
             return
         self._last_activity = self.scheduler.elapsed()
-        if self.echo:
+        if self.echo and self.raw_wait is None:
             self._write(data)
         self._rx += data
         self._drain()
 
     def _drain(self) -> None:
         while self._rx and not self._busy and not self._dead:
+            raw = self.raw_wait
+            if raw is not None:
+                if len(self._rx) < raw.length:
+                    return
+                data = bytes(self._rx[: raw.length])
+                del self._rx[: raw.length]
+                self.raw_wait = None
+                raw.done(data)
+                continue
             if self.prompt is not None:
                 end = next((i for i, b in enumerate(self._rx) if b in (CTRL_Z, ESC)), -1)
                 if end < 0:
@@ -151,6 +162,7 @@ class Device(SmsCommands, CallCommands):
             return  # not an AT line: real modems stay silent
         self._lines_seen += 1
         info: list[str] = []
+        payload = b""
         final: str | None = "OK"
         for command in commands:
             try:
@@ -164,6 +176,8 @@ class Device(SmsCommands, CallCommands):
             if isinstance(reply, Reply):
                 info += reply.lines
                 final = reply.final
+                if isinstance(reply, RawReply):
+                    payload += reply.payload
                 if final != "OK":
                     break
             else:
@@ -171,7 +185,7 @@ class Device(SmsCommands, CallCommands):
         if self.prompt is not None:
             self._respond(info, None, tail=b"\r\n> ")
         else:
-            self._respond(info, final)
+            self._respond(info, final, payload=payload)
 
     def _end_prompt(self, body: str, send: bool) -> None:
         prompt, self.prompt = self.prompt, None
@@ -205,12 +219,18 @@ class Device(SmsCommands, CallCommands):
 
     # ---- output ------------------------------------------------------------------
 
-    def _respond(self, info: list[str], final: str | None, tail: bytes = b"") -> None:
-        """Frame a response; slow modems send it late and take no new command meanwhile."""
+    def _respond(
+        self, info: list[str], final: str | None, tail: bytes = b"", payload: bytes = b""
+    ) -> None:
+        """Frame a response; slow modems send it late and take no new command meanwhile.
+
+        `payload` (HTTP data) goes raw between the info lines and the final result.
+        """
         out = bytearray(_frame(self._noise_due))
         self._noise_due = []
         if info:
             out += b"\r\n" + "\r\n".join(info).encode("utf-8") + b"\r\n"
+        out += payload
         if final:
             out += _frame([final])
         out += tail
@@ -237,7 +257,7 @@ class Device(SmsCommands, CallCommands):
         if limit is not None and self._lines_seen >= limit:
             self._dead = True  # answered its last command; silent from now on
             return
-        if self._held and self.prompt is None and not self._busy:
+        if self._held and self.prompt is None and not self._busy and self.raw_wait is None:
             held, self._held = self._held, []
             self._write(_frame(held))
 
@@ -250,7 +270,7 @@ class Device(SmsCommands, CallCommands):
         if not lines or self._is_dead():
             return
         lines = [prefix + lines[0], *lines[1:]]
-        if self.prompt is not None or self._busy:
+        if self.prompt is not None or self._busy or self.raw_wait is not None:
             self._held += lines
             return
         self._write(_frame(lines))
@@ -347,6 +367,8 @@ class Device(SmsCommands, CallCommands):
     def _at_iccid(self, cmd: Command) -> list[str]:
         self._require_sim()
         return [self.dialect.ccid_style.format(iccid=self.card.iccid)]
+
+    _at_qccid = _at_iccid
 
     def _at_cnum(self, cmd: Command) -> list[str]:
         self._require_sim()

@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 
 from dialbot.sim.atparse import AtError, Command, Reply
-from dialbot.sim.contracts import CallResult, NetworkPort, Scheduler
+from dialbot.sim.contracts import CallLeg, CallResult, NetworkPort, Scheduler
 from dialbot.sim.dialects import Dialect
 
 DIAL_STRING = re.compile(r"^\+?[0-9*#]{1,40}$")
+DTMF_KEYS = re.compile(r"^[0-9*#A-Da-d]{1,32}$")
 ALERT_AFTER_S = 0.2
 
 
@@ -28,6 +29,9 @@ class Call:
     stat: int  # +CLCC <stat>: 0 active, 2 dialing, 3 alerting
     gen: int
     answered_at: float | None = None
+    leg: CallLeg | None = None
+    hold_s: float = 0.0  # how long the network keeps the call after the handset hangs up
+    hung_up: bool = False  # the handset hung up; the network has not let go yet
 
 
 class CallCommands:
@@ -38,6 +42,7 @@ class CallCommands:
     network: NetworkPort
     scheduler: Scheduler
     call: Call | None
+    _held: list[str]  # URCs written right after the response being built (Device)
 
     def _urc(self, lines: list[str], prefix: str = "") -> None:
         raise NotImplementedError
@@ -66,7 +71,9 @@ class CallCommands:
             return Reply([], "NO CARRIER")
         result = self.network.dial(self.msisdn, number)
         self._call_gen += 1
-        self.call = Call(number, 2, self._call_gen)
+        self.call = Call(
+            number, 2, self._call_gen, leg=result.leg, hold_s=result.holds_after_hangup_s
+        )
         gen = self._call_gen
         self.scheduler.call_later(ALERT_AFTER_S, lambda: self._alerting(gen))
         self.scheduler.call_later(
@@ -110,6 +117,8 @@ class CallCommands:
             return
         self.call.stat = 0
         self.call.answered_at = self.scheduler.elapsed()
+        if self.call.leg is not None:
+            self.call.leg.answered()
         answer = {"huawei": ["^CONN:1,0"], "wavecom": ["OK"], "zte": ["CONNECT"]}
         lines = answer.get(self.dialect.calls)
         if lines:
@@ -121,6 +130,11 @@ class CallCommands:
         call, self.call = self.call, None
         if call is None:
             return False
+        if call.leg is not None:
+            call.leg.released()
+        if call.hung_up:
+            self._release_after_hold(call)
+            return True
         duration = 0
         if call.answered_at is not None:
             duration = int(self.scheduler.elapsed() - call.answered_at)
@@ -136,13 +150,37 @@ class CallCommands:
         return True
 
     def _hang_up(self) -> list[str]:
-        call, self.call = self.call, None
-        if call is not None and self.dialect.calls == "huawei":
-            duration = 0
-            if call.answered_at is not None:
-                duration = int(self.scheduler.elapsed() - call.answered_at)
-            self.scheduler.call_later(0.0, lambda: self._urc([f"^CEND:1,{duration},104,16"]))
+        call = self.call
+        if call is None or call.hung_up:
+            return []
+        if call.hold_s > 0 and call.answered_at is not None:
+            # The network keeps the call (and its billing) up: +CLCC still lists it.
+            call.hung_up = True
+            gen = call.gen
+            self.scheduler.call_later(call.hold_s, lambda: self._end_if_live(gen))
+            return []
+        self.call = None
+        if call.leg is not None:
+            call.leg.released()
+        self._release_after_hold(call, after_response=True)
         return []
+
+    def _release_after_hold(self, call: Call, after_response: bool = False) -> None:
+        """The handset's hang-up took effect: Huawei reports ^CEND, the others nothing.
+
+        During ATH itself the ^CEND follows the command's OK in the same write
+        (held until the response is out), as on a real stick; later it is a URC.
+        """
+        if self.dialect.calls != "huawei":
+            return
+        duration = 0
+        if call.answered_at is not None:
+            duration = int(self.scheduler.elapsed() - call.answered_at)
+        line = f"^CEND:1,{duration},104,16"
+        if after_response:
+            self._held.append(line)
+        else:
+            self._urc([line])
 
     def _v_h(self, cmd: Command) -> list[str]:
         return self._hang_up()
@@ -162,8 +200,15 @@ class CallCommands:
     def _at_vts(self, cmd: Command) -> list[str]:
         if cmd.form == "test":
             return ["+VTS: (0-9,*,#,A,B,C,D)"]
-        if self.call is None or self.call.stat != 0:
+        call = self.call
+        if call is None or call.stat != 0 or call.hung_up:
             raise AtError("CME", 3)
+        keys = cmd.args[0] if cmd.args else ""
+        if not DTMF_KEYS.match(keys):
+            raise AtError("CME", 50)
+        if call.leg is not None:
+            for key in keys.upper():
+                call.leg.dtmf(key)
         return []
 
     def _at_dtmf(self, cmd: Command) -> list[str]:

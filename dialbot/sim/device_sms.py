@@ -25,6 +25,7 @@ from dialbot.sim.smscodec import (
     text_mode_body,
     ucs2_text,
 )
+from dialbot.sim.wappush import push_parts, wsp_parts
 
 TEXT_STAT = {0: "REC UNREAD", 1: "REC READ", 2: "STO UNSENT", 3: "STO SENT"}
 STAT_BY_TEXT = {v: k for k, v in TEXT_STAT.items()} | {"ALL": 4}
@@ -114,6 +115,24 @@ class SmsCommands:
         self._deliver_part(sender, parts[0], sent_at)
         for n, part in enumerate(parts[1:], start=1):
             # Each part is its own transfer over the air; they follow one another.
+            self.scheduler.call_later(n * PART_GAP_S, self._part_sender(sender, part, sent_at))
+
+    def deliver_wap_push(self, sender: str, href: str, text: str, sent_at: datetime) -> None:
+        """Handset API: a Service Indication, as concatenated 8-bit parts to WAP port 2948."""
+        self.sms.mt_ref = (self.sms.mt_ref + 1) % 256
+        ref = 0x9F00 | self.sms.mt_ref
+        parts = push_parts(sender, href, text, sent_at, self.smsc_of_network(), ref)
+        self._deliver_part(sender, parts[0], sent_at)
+        for n, part in enumerate(parts[1:], start=1):
+            self.scheduler.call_later(n * PART_GAP_S, self._part_sender(sender, part, sent_at))
+
+    def deliver_push(self, sender: str, payload: bytes, sent_at: datetime) -> None:
+        """Handset API: a ready WSP push (an MMS notification), as 8-bit parts to port 2948."""
+        self.sms.mt_ref = (self.sms.mt_ref + 1) % 256
+        ref = 0x9F00 | self.sms.mt_ref
+        parts = wsp_parts(sender, payload, sent_at, self.smsc_of_network(), ref)
+        self._deliver_part(sender, parts[0], sent_at)
+        for n, part in enumerate(parts[1:], start=1):
             self.scheduler.call_later(n * PART_GAP_S, self._part_sender(sender, part, sent_at))
 
     def _part_sender(self, sender: str, part: DeliverPart, sent_at: datetime) -> Callable[[], None]:

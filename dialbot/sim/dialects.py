@@ -42,6 +42,16 @@ _ZTE_CLAC = (
 # 27.007 +CLAC: one command per line, no prefix.
 _GENERIC_CLAC = tuple(sorted(STANDARD | {"E", "Z", "H", "A", "D", "I", "V", "Q"}))
 
+# SIMCom SIM800 bearer and HTTP application (SIM800 Series AT Command Manual §9, §15).
+_SIMCOM_HTTP = frozenset(
+    "+SAPBR +HTTPINIT +HTTPTERM +HTTPPARA +HTTPDATA +HTTPACTION +HTTPHEAD +HTTPREAD "
+    "+HTTPSTATUS".split()
+)
+# Quectel EC20/UC15: context and HTTP(S) application (Quectel HTTP(S) AT Commands Manual).
+_QUECTEL_HTTP = frozenset(
+    "+QICSGP +QIACT +QIDEACT +QHTTPCFG +QHTTPURL +QHTTPGET +QHTTPPOST +QHTTPREAD".split()
+)
+
 _CPMS_GENERIC = '("ME","MT","SM","SR"),("ME","MT","SM","SR"),("ME","MT","SM","SR")'
 
 
@@ -72,6 +82,7 @@ class Dialect:
     zpas: str | None = None  # reply line to AT+ZPAS?
     ccid_style: str = "+CCID: {iccid}"
     cvhu_error: bool = False
+    http: str | None = None  # data stack: "simcom" (+SAPBR/+HTTP*), "quectel" (+QIACT/+QHTTP*)
     tags: tuple[str, ...] = field(default=())
 
     def supports(self, command: str) -> bool:
@@ -131,8 +142,9 @@ SIMCOM = Dialect(
     model="SIMCOM_SIM800",
     revision="Revision:1308B05SIM800M32",
     clac=None,
-    extra=frozenset({"+DDET", "+CSPN"}),
+    extra=frozenset({"+DDET", "+CSPN"}) | _SIMCOM_HTTP,
     missing=frozenset({"+CLAC"}),
+    http="simcom",
     cpms_support='("SM","ME","SM_P","ME_P","MT"),("SM","ME","SM_P","ME_P","MT"),'
     '("SM","ME","SM_P","ME_P","MT")',
     cnmi_max_ds=1,
@@ -172,8 +184,23 @@ ZTE = Dialect(
     csmp_clears_smsc=True,
 )
 
+# Quectel EC20 (LTE module sold into the same banks): +CLAC as lines, +QCCID,
+# the QHTTP family over a PDP context, "RDY" then SIM status at boot.
+QUECTEL = Dialect(
+    name="quectel",
+    manufacturer="Quectel",
+    model="EC20F",
+    revision="EC20CEFAGR06A09M4G",
+    clac=tuple(sorted(STANDARD | _QUECTEL_HTTP | {"+QCCID", "E", "Z", "H", "A", "D", "I"})),
+    extra=_QUECTEL_HTTP | {"+QCCID"},
+    cpms_support='("SM","ME","MT"),("SM","ME","MT"),("SM","ME","MT")',
+    boot_lines=("RDY", "+CPIN: READY"),
+    ccid_style="+QCCID: {iccid}",
+    http="quectel",
+)
+
 DIALECTS: dict[str, Dialect] = {
-    d.name: d for d in (GENERIC, HUAWEI, HUAWEI_K3715, SIMCOM, WAVECOM, ZTE)
+    d.name: d for d in (GENERIC, HUAWEI, HUAWEI_K3715, SIMCOM, WAVECOM, ZTE, QUECTEL)
 }
 
 

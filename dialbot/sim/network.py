@@ -17,13 +17,17 @@ happened; it is for the bank's shutdown dump and for tests, never the robot.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from dialbot.sim.carrier import Account, Carrier
 from dialbot.sim.clock import Calendar
-from dialbot.sim.contracts import CallResult, Handset, Scheduler
+from dialbot.sim.contracts import CallResult, Handset, HttpRequest, HttpResult, Scheduler
+from dialbot.sim.ivr import IvrPlatform
+from dialbot.sim.mmsc import Mmsc
 from dialbot.sim.renewals import Renewals
 from dialbot.sim.sps import SpAgent
+from dialbot.sim.wap import WapGateway
 from dialbot.sim.world import Service, Sp, World
 
 KEYWORD_KINDS = ("subscribe", "use", "cancel")
@@ -67,13 +71,21 @@ class Network:
         self.carrier.names = {
             (sp.code, s.code): (sp.name, s.name) for sp in world.sps for s in sp.services
         }
+        self.ivr = IvrPlatform(self.carrier, scheduler)
         self.agents: dict[str, SpAgent] = {}
         self.routes: dict[tuple[str, str], tuple[SpAgent, Service, str]] = {}
         self.by_access: dict[str, list[SpAgent]] = {}
         for index, sp in enumerate(world.sps):
             self._add_sp(index, sp)
+        self.wap = WapGateway(world, self.carrier, self._account)
+        self.mmsc = Mmsc(world.carrier, scheduler, self.rng, self.handsets.get, self._record)
+        self.wap.hosts[self.mmsc.host] = self.mmsc.handle
+        for agent in self.agents.values():
+            agent.mmsc = self.mmsc
         if any(
-            s.behaviour.spam_per_night or s.behaviour.unsolicited_subscribe
+            s.behaviour.spam_per_night
+            or s.behaviour.unsolicited_subscribe
+            or s.behaviour.wap_push_per_night
             for sp in world.sps
             for s in sp.services
         ):
@@ -86,6 +98,11 @@ class Network:
         )  # fmt: skip
         self.agents[sp.code] = agent
         for service in sp.services:
+            if service.channel == "ivr":
+                self.ivr.add(sp, service)
+                continue
+            if not service.access:
+                continue  # a WAP service without an SMS side
             owners = self.by_access.setdefault(service.access, [])
             if agent not in owners:
                 owners.append(agent)
@@ -129,16 +146,26 @@ class Network:
         return reply
 
     def dial(self, msisdn: str, number: str) -> CallResult:
-        """10086 answers; another SIM of the bank answers; anything else rings out."""
+        """10086 and IVR lines answer; another SIM of the bank answers; the rest rings out."""
         account = self._account(normalize_number(msisdn))
         to = normalize_number(number)
-        if to == self.world.carrier.service_number:
+        if self.ivr.serves(to):
+            result = self.ivr.dial(account, to)
+        elif to == self.world.carrier.service_number:
             result = CallResult(answered=True, answer_after_s=1.0, duration_s=5.0)
         elif to in self.handsets:
             result = CallResult(answered=True, answer_after_s=2.0, duration_s=3.0)
         else:
             result = CallResult(answered=False)
         self._record(account, "mo", "call", to, "answered" if result.answered else "no answer")
+        return result
+
+    def http(self, msisdn: str, request: HttpRequest) -> HttpResult:
+        """A request over the data bearer: only the carrier's WAP gateway answers."""
+        account = self._account(normalize_number(msisdn))
+        result = self.wap.request(account.msisdn, request)
+        outcome = result.error or str(result.status)
+        self._record(account, "mo", "http", request.url, f"{request.method} {outcome}")
         return result
 
     # --- delivery -----------------------------------------------------------------------
@@ -193,7 +220,33 @@ class Network:
             return
         for agent in self.agents.values():
             agent.night(self.world.night_s)
+        self._push_night(self.world.night_s)
         self.clock.call_later(self.world.night_s, self._night)
+
+    def _push_night(self, night_s: float) -> None:
+        """Unsolicited SI pushes of this night, to SIMs not subscribed to the SP."""
+        for sp in self.world.sps:
+            for service in sp.services:
+                count = service.behaviour.wap_push_per_night
+                if not count or not service.url:
+                    continue
+                for account in list(self.accounts.values()):
+                    for n in range(count):
+                        at = self.rng.uniform(0, night_s)
+                        self.clock.call_later(at, self._push_once(account, sp, service, n))
+
+    def _push_once(self, account: Account, sp: Sp, service: Service, n: int) -> Callable[[], None]:
+        def push() -> None:
+            handset = self.handsets.get(account.msisdn)
+            if self.closed or handset is None or account.subscribed_to_sp(sp.code):
+                return
+            sender = service.access or f"10657{sp.code}"
+            text = f"{service.name}：免费体验第{n + 1}期，点击进入"
+            href = service.url or ""
+            self._record(account, "mt", "wap_push", sender, f"{text} {href}")
+            handset.deliver_wap_push(sender, href, text, self.clock.now())
+
+        return push
 
     # --- bookkeeping --------------------------------------------------------------------
 
@@ -221,6 +274,7 @@ class Network:
     def close(self) -> None:
         """Stop nightly behaviour and deliveries (safe to call twice)."""
         self.closed = True
+        self.mmsc.closed = True
 
     def balance_fen(self, msisdn: str) -> int:
         """For tests and the bank's own display: a SIM's true balance."""

@@ -11,6 +11,10 @@ subscriptions), and applies every `Behaviour` knob as documented:
 - a monthly subscription then renews on the simulated calendar (free first
   when the service has `trial_days`): see `dialbot.sim.renewals`.
 
+An `mms` service is ordered the same way; its content is an MMS (a
+notification pushed by the MMSC, `dialbot.sim.mmsc`), and a monthly one
+sends its first issue right after the welcome.
+
 State changes and charges happen when a message is received; replies reach
 the handset after the service's latency (ordered per sender). Any other
 text to an access number answers a pending prompt: the stated token
@@ -24,6 +28,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dialbot.sim.carrier import Account, Carrier, Send
 from dialbot.sim.contracts import Scheduler
@@ -31,8 +36,12 @@ from dialbot.sim.phrasing import Phrasing
 from dialbot.sim.renewals import Renewals
 from dialbot.sim.world import Service, Sp
 
+if TYPE_CHECKING:
+    from dialbot.sim.mmsc import Mmsc
+
 CONFIRM_WINDOW_S = 24 * 3600.0
 AFTER_CANCEL_SPACING_S = 0.5
+MMS_AFTER_WELCOME_S = 0.5
 
 
 @dataclass
@@ -73,6 +82,7 @@ class SpAgent:
         self.renewals = renewals
         self.pending: dict[tuple[str, str], Pending] = {}
         self.sent_content: dict[tuple[str, str], int] = {}
+        self.mmsc: Mmsc | None = None  # set by the network: delivers `mms` services' content
 
     # --- routing entry points ---------------------------------------------------------
 
@@ -135,15 +145,28 @@ class SpAgent:
         if service.billing == "monthly":
             self.subscribe(account, service, how)
             self.reply(account, service, self.words.welcome(service))
+            if self._mms(service) and b.delivers_content:  # the first issue comes with the order
+                self.deliver(account, service, MMS_AFTER_WELCOME_S)
         elif b.delivers_content:
-            self.reply(account, service, self._content(account, service))
+            self.deliver(account, service)
         self.carrier.notify_order(account, self.sp, service, amount)
 
     def use(self, account: Account, service: Service) -> None:
         if (self.sp.code, service.code) not in account.subscriptions:
             self.reply(account, service, self.words.not_subscribed(service))
         elif service.behaviour.delivers_content:
+            self.deliver(account, service)
+
+    def deliver(self, account: Account, service: Service, extra_delay_s: float = 0.0) -> None:
+        """Content: an SMS, or for an `mms` service a notification of a message at the MMSC."""
+        if self._mms(service) and self.mmsc is not None:
+            delay = self._latency(service) + extra_delay_s
+            self.mmsc.notify(account, self.sp, service, delay)
+        else:
             self.reply(account, service, self._content(account, service))
+
+    def _mms(self, service: Service) -> bool:
+        return service.channel == "mms" and self.mmsc is not None
 
     def cancel(self, account: Account, service: Service) -> None:
         if (self.sp.code, service.code) not in account.subscriptions:
@@ -167,6 +190,9 @@ class SpAgent:
         for i in range(b.messages_after_cancel):
             delay = self._latency(service) + (i + 1) * AFTER_CANCEL_SPACING_S
             self.send(account.msisdn, service.access, self.words.after_cancel(service, i), delay)
+        if self._mms(service) and self.mmsc is not None and b.mms_after_cancel:
+            base = self._latency(service) + b.messages_after_cancel * AFTER_CANCEL_SPACING_S
+            self.mmsc.after_cancel(account, sp, service, base)
 
     # --- nights -----------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ class Faults:
     sim_missing: bool = False
     network_lost: tuple[float, float] | None = None  # (start_s, duration_s)
     response_delay_ms: int = 0
+    http_error: int | None = None  # every HTTP request fails with this module error (601-604)
+    bearer_drop_after: int | None = None  # the data bearer drops after this many HTTP requests
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,24 @@ class Behaviour:
     renews_without_reminder: bool = False
     trial_converts_silently: bool = False
     late_charge_s: float = 0.0  # simulated seconds after the month boundary / trial end
+    # WAP (spec/channels.md §6)
+    subscribe_on_visit: bool = False
+    auto_redirect_to_order: bool = False
+    misleading_link: str | None = None
+    skips_carrier_confirm: bool = False
+    page_omits_price: bool = False
+    wap_push_per_night: int = 0
+    # IVR lines (channel: ivr), spec/channels.md §6
+    answer_after_s: float = 2.0
+    hangs_up_after_s: float = 600.0  # the line hangs up by itself after this long
+    bill_extra_minutes: int = 0
+    bill_from_dial: bool = False
+    holds_after_hangup_s: float = 0.0
+    subscribe_on_key: str | None = None
+    subscribe_on_key_fen: int = 500
+    # MMS (spec/channels.md §6)
+    mms_empty: bool = False  # notifications whose content is empty or fails to fetch
+    mms_after_cancel: int = 0  # notifications sent after the cancellation
 
 
 @dataclass(frozen=True)
@@ -72,7 +92,7 @@ class Service:
     code: str
     name: str
     access: str
-    billing: str  # "monthly" | "per_use"
+    billing: str  # "monthly" | "per_use" | "per_minute" (ivr)
     price_fen: int
     subscribe: str
     cancel: str | None
@@ -80,6 +100,8 @@ class Service:
     region: str | None
     behaviour: Behaviour
     trial_days: int = 0  # monthly only: free for this many simulated days, then paid
+    channel: str = "sms"  # "sms" | "wap" | "mms" | "ivr" (spec/channels.md §1)
+    url: str | None = None  # wap: the entry page behind the WAP gateway
 
 
 @dataclass(frozen=True)

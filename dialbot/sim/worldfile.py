@@ -16,6 +16,16 @@ network), ``night_s`` (length of a simulated night), ``order_notices``
 ``start``, ``reminder_days``: the simulated month, see `dialbot.sim.clock`)
 and a monthly service's ``trial_days`` (a free trial, 首月免费). A slot may override
 ``balance_fen`` as well as ``dialect`` and ``faults``.
+
+WAP (spec/channels.md §6): a service may say ``channel: wap`` with a ``url``;
+its ``subscribe`` is the order link's text, and ``access``/``cancel`` become
+optional (an SMS cancel keyword if the SP has one). Faults add ``http_error``
+(a module error 601..604 on every HTTP request) and ``bearer_drop_after``
+(the data bearer drops after that many requests).
+
+Voice lines (spec/channels.md §6): ``channel: ivr`` with ``billing:
+per_minute``, no ``subscribe``/``cancel``, ``use`` as DTMF keys; their
+behaviour knobs add ``hangs_up_after_s`` (when the line hangs up by itself).
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ PROMPT_PARTS = ("price", "sp_name", "hotline")
 # A keyword equal to a confirmation token could never be told apart from a confirmation.
 RESERVED_KEYWORDS = {"Y", "是"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DTMF = re.compile(r"[0-9*#A-D]{1,32}")
 
 
 def demo_world_path() -> Path:
@@ -322,7 +333,19 @@ class _Validator:
             response_delay_ms=self.integer(
                 raw.get("response_delay_ms", 0), f"{path}.response_delay_ms"
             ),
+            http_error=self.http_error(raw.get("http_error"), f"{path}.http_error"),
+            bearer_drop_after=None
+            if raw.get("bearer_drop_after") is None
+            else self.integer(raw["bearer_drop_after"], f"{path}.bearer_drop_after", minimum=0),
         )
+
+    def http_error(self, value: Any, path: str) -> int | None:
+        if value is None:
+            return None
+        code = self.integer(value, path)
+        if not 601 <= code <= 604:
+            raise self.fail(path, f"must be a module error 601..604, got {code}")
+        return code
 
     def sp(self, value: Any, path: str, carrier: CarrierProfile) -> Sp:
         raw = self.table(value, path, {"code", "name", "hotline", "services"})
@@ -355,19 +378,46 @@ class _Validator:
         raw = self.table(value, path, _SERVICE_KEYS)
         if not isinstance(value, dict):
             raise self.fail(path, "must be a mapping")
+        channel = self.text(raw.get("channel", "sms"), f"{path}.channel")
+        if channel not in SIM_CHANNELS:
+            raise self.fail(
+                f"{path}.channel", f"must be one of {', '.join(SIM_CHANNELS)}, got {channel!r}"
+            )
         billing = self.text(self.required(raw, "billing", path), f"{path}.billing")
-        if billing not in ("monthly", "per_use"):
-            raise self.fail(f"{path}.billing", f"must be monthly or per_use, got {billing!r}")
+        allowed = ("per_minute",) if channel == "ivr" else ("monthly", "per_use")
+        if billing not in allowed:
+            raise self.fail(f"{path}.billing", f"must be {' or '.join(allowed)}, got {billing!r}")
+        wap = channel == "wap"
         cancel = raw.get("cancel")
-        if billing == "monthly":
+        if billing == "monthly" and not wap:
             cancel = self.keyword(self.required(raw, "cancel", path), f"{path}.cancel")
         elif cancel is not None:
-            raise self.fail(f"{path}.cancel", "only monthly services have a cancel keyword")
-        access = self.text(self.required(raw, "access", path), f"{path}.access", digits=True)
+            if billing != "monthly":
+                raise self.fail(f"{path}.cancel", "only monthly services have a cancel keyword")
+            cancel = self.keyword(cancel, f"{path}.cancel")
+        access = ""
+        if not wap or raw.get("access") is not None:
+            access = self.text(self.required(raw, "access", path), f"{path}.access", digits=True)
         if access == carrier.service_number:
             raise self.fail(f"{path}.access", "is the carrier's service number")
+        url = self.wap_url(self.required(raw, "url", path), f"{path}.url") if wap else None
+        if url is None and raw.get("url") is not None:
+            raise self.fail(f"{path}.url", "only wap services have a url")
         use = raw.get("use")
         region = raw.get("region")
+        if channel == "ivr":  # a voice line: no keywords; `use` are DTMF keys of its menu
+            if raw.get("subscribe") is not None:
+                raise self.fail(f"{path}.subscribe", "an ivr line has no subscribe keyword")
+            subscribe = ""
+            use = self.dtmf(use, f"{path}.use") if use is not None else None
+        else:  # a WAP order is a link: its text, not a keyword
+            subscribe = self.required(raw, "subscribe", path)
+            subscribe = (
+                self.text(subscribe, f"{path}.subscribe")
+                if wap
+                else self.keyword(subscribe, f"{path}.subscribe")
+            )
+            use = self.keyword(use, f"{path}.use") if use is not None else None
         trial = self.integer(raw.get("trial_days", 0), f"{path}.trial_days")
         if trial and billing != "monthly":
             raise self.fail(f"{path}.trial_days", "only monthly services have a free trial")
@@ -377,13 +427,29 @@ class _Validator:
             access=access,
             billing=billing,
             price_fen=self.integer(self.required(raw, "price_fen", path), f"{path}.price_fen"),
-            subscribe=self.keyword(self.required(raw, "subscribe", path), f"{path}.subscribe"),
+            subscribe=subscribe,
             cancel=cancel,
-            use=self.keyword(use, f"{path}.use") if use is not None else None,
+            use=use,
             region=self.text(region, f"{path}.region") if region is not None else None,
             behaviour=self.behaviour(raw.get("behaviour"), f"{path}.behaviour"),
+            channel=channel,
+            url=url,
             trial_days=trial,
         )
+
+    def dtmf(self, value: Any, path: str) -> str:
+        keys = self.text(value, path)
+        if not _DTMF.fullmatch(keys):
+            raise self.fail(path, f"must be DTMF keys (0-9 * # A-D), got {keys!r}")
+        return keys
+
+    def wap_url(self, value: Any, path: str) -> str:
+        url = self.text(value, path)
+        if not re.fullmatch(r"http://[a-z0-9.-]+(?::\d+)?(?:/[\x21-\x7e]*)?", url):
+            raise self.fail(path, f"must be an http:// URL without spaces or quotes, got {url!r}")
+        if '"' in url:
+            raise self.fail(path, "must not contain a double quote")
+        return url
 
     def behaviour(self, value: Any, path: str) -> Behaviour:
         raw = self.table(value, path, _BEHAVIOUR_KEYS)
@@ -419,12 +485,49 @@ class _Validator:
             responds=rate("responds"),
             delivers_content=flag("delivers_content"),
             latency_ms=self.latency(raw.get("latency_ms"), f"{path}.latency_ms"),
+            subscribe_on_visit=flag("subscribe_on_visit"),
+            auto_redirect_to_order=flag("auto_redirect_to_order"),
+            misleading_link=None
+            if raw.get("misleading_link") is None
+            else self.text(raw["misleading_link"], f"{path}.misleading_link"),
+            skips_carrier_confirm=flag("skips_carrier_confirm"),
+            page_omits_price=flag("page_omits_price"),
+            wap_push_per_night=count("wap_push_per_night"),
+            **self.ivr_behaviour(raw, path, d),
+            mms_empty=flag("mms_empty"),
+            mms_after_cancel=count("mms_after_cancel"),
             renews_without_reminder=flag("renews_without_reminder"),
             trial_converts_silently=flag("trial_converts_silently"),
             late_charge_s=self.number(
                 raw.get("late_charge_s", 0.0), f"{path}.late_charge_s", 0.0, None
             ),
         )
+
+    def ivr_behaviour(self, raw: dict[str, Any], path: str, d: Behaviour) -> dict[str, Any]:
+        """The voice-line knobs of spec/channels.md §6 (plus `hangs_up_after_s`)."""
+
+        def seconds(key: str) -> float:
+            return self.number(raw.get(key, getattr(d, key)), f"{path}.{key}", 0.0, None)
+
+        trap = raw.get("subscribe_on_key")
+        return {
+            "answer_after_s": seconds("answer_after_s"),
+            "hangs_up_after_s": seconds("hangs_up_after_s"),
+            "holds_after_hangup_s": seconds("holds_after_hangup_s"),
+            "bill_extra_minutes": self.integer(
+                raw.get("bill_extra_minutes", 0), f"{path}.bill_extra_minutes"
+            ),
+            "bill_from_dial": self.boolean(
+                raw.get("bill_from_dial", False), f"{path}.bill_from_dial"
+            ),
+            "subscribe_on_key": None
+            if trap is None
+            else self.dtmf(trap, f"{path}.subscribe_on_key"),
+            "subscribe_on_key_fen": self.integer(
+                raw.get("subscribe_on_key_fen", d.subscribe_on_key_fen),
+                f"{path}.subscribe_on_key_fen",
+            ),
+        }
 
     def omits(self, value: Any, path: str) -> tuple[str, ...]:
         if value is None:
@@ -462,7 +565,10 @@ class _Validator:
             for j, svc in enumerate(sp.services):
                 for key in ("subscribe", "cancel", "use"):
                     word = getattr(svc, key)
-                    if word is None:
+                    if not word or not svc.access or svc.channel == "ivr":
+                        continue
+                    if key == "subscribe" and svc.url:
+                        continue
                         continue
                     route = (svc.access, word.upper())
                     here = f"sps[{i}].services[{j}].{key}"
@@ -488,8 +594,12 @@ _SERVICE_KEYS = {
     "use",
     "region",
     "behaviour",
+    "channel",
+    "url",
     "trial_days",
 }
+# Channels the simulated network serves (spec/channels.md §1 lists sms, wap, mms, ivr).
+SIM_CHANNELS = ("sms", "wap", "ivr", "mms")
 _BEHAVIOUR_KEYS = {f for f in Behaviour.__dataclass_fields__}
 
 

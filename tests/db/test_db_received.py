@@ -87,4 +87,46 @@ def test_one_append_claims_each_event_its_own_receipts(
 
         owners = {r.id: r.event_id for r in session.query(ReceivedPdu).all()}
     assert owners == {a.id: rows[0].id, b.id: rows[0].id, c.id: rows[2].id}
+
+
+def _push_parts() -> list[str]:
+    """A Service Indication WAP PUSH (port 2948) in two concatenated 8-bit PDUs."""
+    from dialbot.modem.wsp import encode_push, encode_si
+
+    wsp = encode_push(0x2E, encode_si("http://wap.zsly.example/joke", "免费笑话", si_id="Z-1"))
+    ports = bytes.fromhex("05040B8423F0")
+    half = len(wsp) // 2
+    parts = []
+    for number, chunk in ((1, wsp[:half]), (2, wsp[half:])):
+        udh = bytes([0x00, 0x03, 0x2A, 0x02, number]) + ports
+        user_data = bytes([len(udh)]) + udh + chunk
+        # SMS-DELIVER with UDHI from 1065800, 8-bit data, SCTS 2026-11-21 03:00:01 +08:00
+        tpdu = bytes.fromhex("44" + "0781" + "015608F0" + "0004" + "62111230001023")
+        parts.append(("00" + (tpdu + bytes([len(user_data)]) + user_data).hex()).upper())
+    return parts
+
+
+def test_a_wap_push_is_stored_before_delivery_and_decoded_after_a_restart(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Store first for pushes too: both PDUs are receipts before anything is delivered; a
+    process that died before recording them leaves them over, and the next one decodes
+    the push from the stored raw PDUs and records it (kind wap_push) claiming both."""
+    from dialbot.modem.inbox import Inbox
+
+    store = DbPduStore(session_factory, "bank/1")
+    items = [_read(pdu, i) for i, pdu in enumerate(_push_parts(), start=1)]
+    receipts = [store.store(item).id for item in items]  # type: ignore[arg-type]
+    assert all(item.wap for item in items)  # type: ignore[attr-defined]
+    inbox = Inbox("/dev/ttyX")  # the restarted process
+    out = [m for r, item in DbPduStore(session_factory, "bank/1").left_over()
+           for m in inbox.add(item, r, recovered=True)]  # fmt: skip
+    (message,) = out
+    push = message.wap_push
+    assert push is not None and push.error is None
+    assert (push.href, push.text, push.si_id) == ("http://wap.zsly.example/joke", "免费笑话", "Z-1")
+    assert message.receipts == tuple(receipts) and message.recovered
+    append_events(
+        session_factory, [NewEvent("wap_push", text=message.text, receipts=message.receipts)]
+    )
     assert store.left_over() == []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.carrier import CarrierProfile
 from dialbot.db.engine import write_session
-from dialbot.db.evidence import append_event
+from dialbot.db.evidence import append_event, events_for_run
 from dialbot.db.models import Finding, Run, RunState
 from dialbot.db.owner import Owner, owner_alive, process_start, this_process
 from dialbot.db.runs import create_run, get_run, transition, upsert_sim
@@ -215,3 +215,59 @@ def test_a_killed_probe_is_judged_on_what_it_saw(session_factory: sessionmaker[S
     assert "UNCONFIRMED_CHARGE" in found and "NO_RESPONSE" not in found
     assert charged in found["UNCONFIRMED_CHARGE"].evidence
     assert get_run(db, run.id).state is RunState.ABORTED
+
+
+WAP_SVC = ServiceInfo(
+    "902001", "掌上乐园", "W0", "掌上业务", "", "monthly", 500, "订购",
+    use_cmd="查看内容", channel="wap", url="http://wap.sp0.example/s0",
+)  # fmt: skip
+
+
+def _wap_rows(db: sessionmaker[Session], run_id: int, confirmed: bool) -> list[int]:
+    """A WAP run cut after its order: balance, entry page, order link, (confirm,) balance."""
+    start = utcnow()
+
+    def at(s: int) -> datetime:
+        return start + timedelta(seconds=s)
+
+    def page(s: int, how: str, text: str, url: str, carrier_page: bool = False) -> int:
+        led = {"how": how, "text": text, "chain": s, "hop": 0, "root": how}
+        data = {"url": url, "size": 0, "led_by": led, "carrier_page": carrier_page,
+                "price_shown": True, "links": []}  # fmt: skip
+        return append_event(db, "http", sim=SIM, run_id=run_id, at=at(s), peer="200",
+                            text="page", data=data).id  # fmt: skip
+
+    def balance(s: int, fen: int) -> int:
+        return append_event(db, "balance", sim=SIM, run_id=run_id, at=at(s), text=f"{fen}",
+                            data={"balance_fen": fen}).id  # fmt: skip
+
+    ids = [balance(0, 10000), page(1, "open", "", WAP_SVC.url)]
+    ids.append(page(2, "link", "订购", "http://gw.example/confirm", carrier_page=True))
+    if confirmed:
+        ids.append(page(3, "confirm", "确认订购", "http://gw.example/ok"))
+    ids.append(balance(4, 10000 - WAP_SVC.price_fen))
+    return ids
+
+
+@pytest.mark.parametrize("confirmed", [True, False])
+def test_a_cut_wap_run_is_judged_by_the_wap_rules_with_its_clicks(
+    session_factory: sessionmaker[Session], confirmed: bool
+) -> None:
+    """A cut WAP run is judged as WAP (not as an SMS run), its order and confirmation taken
+    from the clicks that led to its pages: a confirmed order's charge is no finding."""
+    from dialbot.judge import judge
+    from dialbot.judge.model import ActionKind
+
+    db = session_factory
+    sim_id = upsert_sim(db, SIM, bank="b", slot=1)
+    run_id = running_run(db, sim_id, this_process(), flow="wap")
+    _wap_rows(db, run_id, confirmed)
+    rows = events_for_run(db, run_id)
+    record = Recovery(db, CarrierProfile(), (WAP_SVC,))._record(
+        run_id, "wap", rows, None, WAP_SVC, has_order=True
+    )
+    assert record.flow == "wap" and record.cut and record.service == WAP_SVC
+    kinds = [a.kind for a in record.actions]
+    assert kinds == [ActionKind.ORDER, *([ActionKind.CONFIRM] if confirmed else [])]
+    codes = {f.code for f in judge(record)}
+    assert codes == (set() if confirmed else {"UNCONFIRMED_CHARGE"})

@@ -21,6 +21,7 @@ bank:
   slots:
     2: {dialect: huawei, faults: {sim_missing: true}}
     3: {dialect: zte, faults: {stop_after_commands: 8}}
+    4: {dialect: quectel}
 sps: []
 """
 
@@ -57,9 +58,11 @@ def test_cli_status_and_check(bank: VirtualBank, tmp_path: Path) -> None:
         "manufacturer",
         "model",
         "balance_fen",
+        "data",
         "error",
     }
     assert by_slot[1]["state"] == "ready" and by_slot[1]["error"] is None
+    assert (by_slot[1]["data"], by_slot[4]["data"]) == ("none", "http")
     assert by_slot[2]["state"] == "no_sim"
     assert by_slot[3]["state"] != "ready" and by_slot[3]["error"]
     check = runner.invoke(

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dialbot.fleet import CarrierServices, Fleet, FleetSettings, SimState, load_inventories
+from dialbot.fleet.fleet import NoModemAvailable
 from dialbot.modem import IncomingMessage, LinkState
 from dialbot.sim.bank import VirtualBank
 from dialbot.sim.worldfile import load_world
@@ -171,3 +172,13 @@ def test_balance_by_ussd_on_every_dialect(tmp_path_factory: pytest.TempPathFacto
                     assert balance.evidence.request == "ussd:*125#"
                     fleet_.slots[slot.entry.slot - 1].balance_fen = 50
             assert {s.state_with_balance(100) for s in fleet_.slots} == {SimState.LOW_BALANCE}
+
+
+def test_fleet_knows_which_modems_browse(fleet: Fleet) -> None:
+    data = {slot.entry.slot: slot.data for slot in fleet.slots if slot.state == SimState.READY}
+    assert data[3] == "http"  # SIMCom: +SAPBR/+HTTP*
+    assert all(data[n] == "none" for n in (1, 2, 4, 5))
+    with pytest.raises(NoModemAvailable, match="browse"):
+        fleet.lease(bank="vb-01", slot=1, data=True)
+    with fleet.lease(data=True) as lease:
+        assert lease.slot.entry.slot == 3

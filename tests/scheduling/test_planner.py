@@ -223,3 +223,27 @@ def test_no_sims_or_window_too_short() -> None:
     plan = plan_night(services, [SimInfo(1, "13800138000")], spec(start, 1, long, 1))
     assert plan.items == []
     assert any("coverage at risk" in n for n in plan.notes)
+
+
+def test_wap_services_get_the_wap_flow_on_modems_that_browse() -> None:
+    start = datetime(2026, 11, 3, 1, 0, tzinfo=SH)
+    night = dataclasses.replace(
+        spec(start, 20, {"decline": 60, "monthly": 60, "per_use": 60, "wap": 60}, 4),
+        flows=(*FLOWS, "wap"),
+        flow_billing={**FLOW_BILLING, "wap": ("monthly", "per_use")},
+    )
+    services = [
+        ServiceInfo(1, "SP01", "monthly"),
+        ServiceInfo(2, "SP02", "monthly", channel="wap"),
+        ServiceInfo(3, "SP03", "per_use", channel="wap"),
+    ]
+    sims = [
+        SimInfo(1, "13800130001", None, 5000),
+        SimInfo(2, "13800130002", None, 5000, data="http"),
+    ]
+    plan = plan_night(services, sims, night)
+    flows = {i.service_id: (i.flow, i.sim_id) for i in plan.items}
+    assert flows[2] == ("wap", 2) and flows[3] == ("wap", 2)
+    assert flows[1][0] in ("decline", "monthly")
+    no_browser = plan_night(services, sims[:1], night)
+    assert {i.service_id for i in no_browser.items} == {1}

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dialbot.carrier import CarrierProfile
-from dialbot.sim.contracts import CallResult, Handset, Scheduler
+from dialbot.sim.contracts import CallResult, Handset, HttpRequest, HttpResult, Scheduler
 from dialbot.sim.world import Faults, SimCard, World
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -51,6 +51,11 @@ class EchoNetwork:
     def dial(self, msisdn: str, number: str) -> CallResult:
         self.dialled.append((msisdn, number))
         return CallResult(answered=number != BUSY_NUMBER, answer_after_s=1.2, duration_s=1.0)
+
+    def http(self, msisdn: str, request: HttpRequest) -> HttpResult:
+        """Every request gets a fixed page naming what was asked (no gateway rules)."""
+        body = f"{request.method} {request.url} via {request.via}".encode()
+        return HttpResult(status=200, headers=(("Content-Type", "text/plain"),), body=body)
 
     def ground_truth(self) -> dict[str, Any]:
         return {"submitted": [list(s) for s in self.submitted]}

@@ -68,12 +68,20 @@ class FakeHandset:
     msisdn: str
     inbox: list[Delivered] = field(default_factory=list)
     ussd: list[str] = field(default_factory=list)
+    pushes: list[tuple[str, str, str]] = field(default_factory=list)
+    raw_pushes: list[tuple[str, bytes]] = field(default_factory=list)
 
     def deliver_sms(self, sender: str, text: str, sent_at: datetime) -> None:
         self.inbox.append(Delivered(sender, text, sent_at))
 
     def deliver_ussd(self, text: str, session_open: bool = False) -> None:
         self.ussd.append(text)
+
+    def deliver_wap_push(self, sender: str, href: str, text: str, sent_at: datetime) -> None:
+        self.pushes.append((sender, href, text))
+
+    def deliver_push(self, sender: str, payload: bytes, sent_at: datetime) -> None:
+        self.raw_pushes.append((sender, payload))
 
     def texts(self, sender: str | None = None) -> list[str]:
         return [m.text for m in self.inbox if sender is None or m.sender == sender]

@@ -28,7 +28,8 @@ def test_demo_world_is_rich_enough() -> None:
     services = [s for sp in world.sps for s in sp.services]
     assert len(world.sps) >= 12
     assert len(services) >= 30
-    assert {s.billing for s in services} == {"monthly", "per_use"}
+    assert {s.billing for s in services} == {"monthly", "per_use", "per_minute"}
+    assert {s.channel for s in services if s.billing == "per_minute"} == {"ivr"}
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in s.name) for s in services)
     assert len(world.sims) == 8
     assert {card.dialect for card in world.sims} == set(DIALECTS)
@@ -151,7 +152,7 @@ BAD = [
     ("bank.modems", _DELETE, "bank.modems", "required"),
     ("bank.dialect", "nokia", "bank.dialect", "unknown dialect"),
     ("bank.slots", {9: {"dialect": "zte"}}, "bank.slots.9", "1..2"),
-    ("bank.slots", {1: {"dialect": "quectel"}}, "bank.slots.1.dialect", "unknown dialect"),
+    ("bank.slots", {1: {"dialect": "telit"}}, "bank.slots.1.dialect", "unknown dialect"),
     ("bank.slots", {1: {"colour": "red"}}, "bank.slots.1.colour", "unknown key"),
     (
         "bank.slots",
@@ -283,6 +284,8 @@ def test_catalog_has_exactly_the_spec_columns_and_no_behaviour() -> None:
             "cancel_cmd",
             "use_cmd",
             "region",
+            "channel",
+            "url",
         )
     )
     text = out.getvalue()
@@ -296,6 +299,8 @@ def test_catalog_has_exactly_the_spec_columns_and_no_behaviour() -> None:
     by_code = {r["service_code"]: r for r in rows}
     assert by_code["YDCP"]["price"] == "0.10" and by_code["YDCP"]["cancel_cmd"] == ""
     assert by_code["CYGL"]["region"] == "广东"
+    assert (by_code["KXSX"]["channel"], by_code["KXSX"]["billing"]) == ("ivr", "per_minute")
+    assert by_code["KXSX"]["subscribe_cmd"] == "" and by_code["XHXH"]["channel"] == "sms"
     # a dishonest service looks exactly like an honest one in the catalogue
     assert by_code["LYQP"]["price"] == "10.00"
     assert len(catalog_rows(world)) == count
