@@ -49,11 +49,15 @@ def _schedules(ctx: click.Context) -> list[Schedule]:
     raise AssertionError("unreachable")
 
 
+PREVIEW_WAIT_S = 3.0  # how long `schedule list`/`next` wait for a database that is away
+
+
 def _previews(ctx: click.Context, schedules: list[Schedule], now: datetime) -> dict[str, str]:
     """Per schedule: the coverage its next night would reach; empty without a database."""
     config = get_config(ctx)
     try:
-        db = open_database(config.database_url)
+        # a preview is a nicety: a database that is away is not waited for as a night would
+        db = open_database(config.database_url, outage_limit_s=PREVIEW_WAIT_S)
         flows = load_flows(config.paths.probes)
     except (DialbotError, SQLAlchemyError) as exc:
         log.info("no coverage preview", extra={"reason": str(exc).splitlines()[0]})
@@ -64,7 +68,7 @@ def _previews(ctx: click.Context, schedules: list[Schedule], now: datetime) -> d
             found = preview_night(db, schedule, flows, config.probe.time_scale, now)
             if found is not None:
                 out[schedule.name] = coverage_text(found[1])
-    except SQLAlchemyError as exc:
+    except (DialbotError, SQLAlchemyError) as exc:
         log.info("no coverage preview", extra={"reason": str(exc).splitlines()[0]})
     finally:
         engine_of(db).dispose()

@@ -5,7 +5,9 @@ probes (or a worker holding 64 modems) must not die of ten seconds of that.
 Three pieces, installed by :func:`dialbot.db.engine.make_engine` on PostgreSQL:
 
 - Every new connection goes through :meth:`OutageGuard.connect`, which keeps
-  trying with backoff while the server refuses or is starting up. With the
+  trying with backoff while the server refuses or is starting up — once the
+  process has reached the database: a database never reached at all is a
+  wrong URL or a server that is not there, and the command says so at once. With the
   pool's pre-ping, a checkout during an outage therefore *waits* instead of
   failing — reads and writes anywhere in dialbot block until the database is
   back, in the order they were made (a probe's evidence reaches the hash
@@ -86,6 +88,7 @@ class OutageGuard:
         self._since: float | None = None  # monotonic start of the outage under way
         self._since_wall: datetime | None = None
         self._back_at: datetime | None = None
+        self._connected_once = False  # a database never reached is a wrong URL, not an outage
         self.outages = 0
 
     @property
@@ -124,6 +127,7 @@ class OutageGuard:
     def succeeded(self) -> None:
         """A connection worked: close the outage under way, if any."""
         with self._lock:
+            self._connected_once = True
             if self._since is None:
                 return
             lasted = time.monotonic() - self._since
@@ -142,7 +146,7 @@ class OutageGuard:
             try:
                 connection = connect()
             except Exception as exc:  # the driver's own error types
-                if not is_outage(exc):
+                if not is_outage(exc) or not self._connected_once:
                     raise
                 self.failed(exc)
                 self.pause(attempt)
