@@ -234,6 +234,7 @@ def latest_restart(db: sessionmaker[Session]) -> datetime | None:
     return max(candidates) if candidates else None
 
 
+@survives_outage
 def _server_started(db: sessionmaker[Session]) -> datetime | None:
     with db() as session:
         value = session.scalar(text("SELECT pg_postmaster_start_time()"))

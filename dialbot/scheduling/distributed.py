@@ -264,6 +264,7 @@ class DistributedDispatcher:
             sim_id = self._another_sim(job.service_id, tried)
         return outcome
 
+    @survives_outage
     def _bank_of(self, sim_id: int) -> str | None:
         with self.db() as session:
             return session.scalar(select(Sim.bank).where(Sim.id == sim_id))
@@ -288,6 +289,7 @@ class DistributedDispatcher:
                     continue
             time.sleep(self.poll_s)
 
+    @survives_outage
     def _another_sim(self, service_id: int, tried: set[int]) -> int | None:
         """A ready SIM, not tried yet, on a live bank of the service's region (idle first)."""
         with self.db() as session:

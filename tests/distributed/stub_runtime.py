@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialbot.config import Config
 from dialbot.db.models import CleanupObligation, RunState, Service, Sim
 from dialbot.db.obligations import create_obligation, discharge, discharge_all_for_sim
+from dialbot.db.outage import survives_outage
 from dialbot.db.runs import create_run, transition, upsert_sim
 from dialbot.fleet import Bank, load_inventories
 from dialbot.scheduling.dispatch import ProbeJob, ProbeOutcome, Runtime
@@ -41,14 +42,20 @@ class LedgerDispatcher:
         self.delay = delay
         self.locks: dict[int, threading.Lock] = defaultdict(threading.Lock)
 
-    def run(self, job: ProbeJob) -> ProbeOutcome:
+    @survives_outage
+    def _names(self, job: ProbeJob) -> tuple[str, str, str, int | None]:
+        """The SIM's number and the service's code and access number (a storage read, run
+        again when a database restart cuts it, like the real runtime's)."""
         with self.db() as session:
             sim = session.get_one(Sim, job.sim_id)
             service = session.get_one(Service, job.service_id)
-            msisdn, code, access = sim.msisdn, service.code, service.access_number
+            return sim.msisdn, service.code, service.access_number, sim.slot
+
+    def run(self, job: ProbeJob) -> ProbeOutcome:
+        msisdn, code, access, slot = self._names(job)
         with self.locks[job.sim_id]:  # one probe per modem
             run = create_run(self.db, job.flow, service_id=job.service_id, sim_id=job.sim_id)
-            transition(self.db, run.id, RunState.RUNNING, modem=f"{self.bank.name}:{sim.slot}")
+            transition(self.db, run.id, RunState.RUNNING, modem=f"{self.bank.name}:{slot}")
             ob = create_obligation(self.db, sim=msisdn, sp_code=job.sp_code, service_code=code,
                                    access_number=access, cancel_cmd="TD", run_id=run.id)  # fmt: skip
             ledger(f"ORDER {job.service_id} {msisdn} {self.bank.name} {run.id}")
