@@ -31,11 +31,21 @@ def get_config(ctx: click.Context) -> Config:
 LOG_NAME = "dialbot.log"
 
 
-def command_log(config: Config) -> Path:
+class OneLine(logging.Formatter):
+    """A console line per record: the message's first line, never a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        lines = record.getMessage().strip().splitlines()
+        return f"{record.levelname.lower()}: {lines[0] if lines else ''}"
+
+
+def command_log(config: Config, console: bool = False) -> Path:
     """Send this command's log (warnings and the details of any error, tracebacks
     included) to ``dialbot.log`` beside dialbot.toml; returns its path.
 
-    The console stays for the user: one line per error, never a traceback.
+    The console stays for the user: one line per error, never a traceback. With
+    ``console`` a long-running command also says its warnings there (an outage
+    waited for, a lane that broke), one line each.
     """
     folder = config.source.parent if config.source is not None else Path.cwd()
     path = folder / LOG_NAME
@@ -49,6 +59,11 @@ def command_log(config: Config) -> Path:
         root.addHandler(handler)
         if root.level == logging.NOTSET or root.level > logging.INFO:
             root.setLevel(logging.INFO)
+    if console and not any(isinstance(h.formatter, OneLine) for h in root.handlers):
+        stream = logging.StreamHandler()
+        stream.setFormatter(OneLine())
+        stream.setLevel(logging.WARNING)
+        root.addHandler(stream)
     return path
 
 

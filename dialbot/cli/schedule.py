@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.cli._db import EXIT_DATABASE, open_db
-from dialbot.cli.common import get_config
+from dialbot.cli.common import command_log, get_config
 from dialbot.db.engine import engine_of, open_database
 from dialbot.db.outage import DatabaseUnavailable
 from dialbot.db.types import utcnow
@@ -164,6 +164,7 @@ def run_cmd(
     ctx: click.Context, name: str, window_min: float | None, runtime_spec: str | None
 ) -> None:
     """Run NAME's night now, in the foreground."""
+    command_log(get_config(ctx), console=True)
     schedules = _schedules(ctx)
     try:
         chosen = find_schedule(schedules, name)

@@ -46,6 +46,7 @@ from dialbot.db.evidence import EventRow, events_of_sim
 from dialbot.db.findings import record_findings
 from dialbot.db.models import RunState
 from dialbot.db.obligations import Obligation, followed_of_sim, get_obligation, mark_followed
+from dialbot.db.outage import DatabaseUnavailable
 from dialbot.db.runs import create_run, get_run, transition
 from dialbot.errors import ModemError
 from dialbot.fleet import CarrierServices, Lease
@@ -104,6 +105,8 @@ def follow_night(env: ProbeEnv, lease: Lease, sim: SimRef) -> FollowOutcome | No
         record = follow_record(env, info.id, sim.msisdn, orders, at)
         outcome.findings = judge(record)
         record_findings(env.db, info.id, [to_new_finding(f, sim.msisdn) for f in outcome.findings])
+    except DatabaseUnavailable:  # past the outage limit: the orders stay to follow
+        raise
     except Exception as exc:  # orders stay to follow: the next night judges them
         log.exception("run %s: judging the month after failed", info.id)
         outcome.findings = []

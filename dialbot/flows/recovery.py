@@ -157,6 +157,7 @@ class Recovery:
                 judged.append(result)
         return judged
 
+    @survives_outage
     def judge_cut(self, run_id: int, rows: list[EventRow] | None = None) -> CutJudged | None:
         """Judge one aborted run on its stored evidence (``rows``: already at hand) and store
         its findings; None when another process judged it first."""

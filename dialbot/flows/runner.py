@@ -31,6 +31,7 @@ from dialbot.db.evidence import EventRow
 from dialbot.db.findings import NewFinding, record_findings
 from dialbot.db.models import RunState
 from dialbot.db.obligations import pending_for_sim
+from dialbot.db.outage import DatabaseUnavailable
 from dialbot.db.runs import create_run, heartbeat, transition
 from dialbot.errors import DialbotError, ModemError
 from dialbot.fleet import Lease
@@ -212,6 +213,8 @@ def run_flow(
     outcome.last_balance_event = steps.last_balance
     try:
         _judge_and_store(env, flow, steps, sim, svc, outcome)
+    except DatabaseUnavailable:  # past the outage limit: the process stops, the run is recovered
+        raise
     except Exception as exc:  # a judge defect must not take the modem's worker down
         log.exception("run %s: judging failed", outcome.run_id)
         _end(env, recorder, outcome, RunState.ABORTED, f"judging failed: {exc!r}")

@@ -45,6 +45,7 @@ from dialbot.config import Config
 from dialbot.db.catalogue import ServiceView, list_services
 from dialbot.db.models import CleanupObligation, RunState
 from dialbot.db.obligations import pending_for_sim, sims_with_pending
+from dialbot.db.outage import survives_outage
 from dialbot.fleet import Fleet, FleetModem, Lease, NoModemAvailable, SimState
 from dialbot.flows.loader import load_flows
 from dialbot.flows.model import Flow
@@ -207,6 +208,7 @@ class LocalFleet:
             sim_unusable=unusable is not None,
         )
 
+    @survives_outage
     def _ordered(self, run_id: int) -> bool:
         """Whether the run stored an obligation, i.e. its order may have gone out."""
         with self.db() as session:

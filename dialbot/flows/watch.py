@@ -40,6 +40,7 @@ from dialbot.db.evidence import EventRow
 from dialbot.db.findings import record_findings
 from dialbot.db.models import IllegalTransition, RunState, Sim
 from dialbot.db.obligations import pending_for_sim
+from dialbot.db.outage import DatabaseUnavailable, survives_outage
 from dialbot.db.runs import create_run, get_run, transition
 from dialbot.errors import DialbotError
 from dialbot.flows.history import past_orders
@@ -55,6 +56,7 @@ from dialbot.modem import IncomingMessage
 log = logging.getLogger(__name__)
 
 
+@survives_outage
 def _sim_id(db: sessionmaker[Session], msisdn: str) -> int | None:
     """The SIM's database id when it was ever enrolled (so its runs can be found again)."""
     with db() as session:
@@ -205,6 +207,8 @@ class Watch:
     def _judge_safely(self, current: _Open) -> WatchResult | None:
         try:
             return self._judge(current)
+        except DatabaseUnavailable:  # past the outage limit: recovered by the next process
+            raise
         except Exception as exc:  # one run's defect must not leave it, or the others, open
             log.exception("judging watch run %s failed", current.run_id)
             self._give_up(current.run_id, f"judging failed: {exc!r}")

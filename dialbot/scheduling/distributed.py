@@ -182,6 +182,7 @@ def resolve_lost(db: sessionmaker[Session], dispatch_id: int, stale_after: timed
         return True
 
 
+@survives_outage
 def resolve_stale_of_bank(db: sessionmaker[Session], bank: str, stale_after: timedelta) -> int:
     """At a worker's start: resolve every stale dispatch its bank's previous worker left."""
     cutoff = heartbeat_cutoff(db, stale_after, utcnow())
@@ -331,6 +332,7 @@ class DistributedCleanup:
             time.sleep(self.poll_s)
         return left
 
+    @survives_outage
     def _pending(self, banks: list[str]) -> int:
         with self.db() as session:
             return int(
@@ -371,6 +373,7 @@ class RegistryFleet:
                 totals[state] = totals.get(state, 0) + int(count)
         return totals
 
+    @survives_outage
     def out_of_service(self) -> list[tuple[str, str]]:
         live = {b.name for b in live_banks(self.db, self.stale_after)}
         with self.db() as session:

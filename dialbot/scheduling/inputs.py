@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.models import Finding, Run, RunState, Service, Sim, Sp
+from dialbot.db.outage import survives_outage
 from dialbot.flows.model import Call, Cancel, CancelAll, Expect, Flow, Observe
 from dialbot.scheduling.models import ItemState, PlanItemRow
 from dialbot.scheduling.planner import ServiceInfo
@@ -57,6 +58,7 @@ def flow_tables(
     return billing, seconds
 
 
+@survives_outage
 def load_services(
     db: sessionmaker[Session], schedule: Schedule, now: datetime
 ) -> list[ServiceInfo]:
@@ -147,6 +149,7 @@ def _cut_after_order(
     return {sid: {f: sim for f, (_, sim) in flows.items()} for sid, flows in cut.items()}
 
 
+@survives_outage
 def last_sp_by_sim(db: sessionmaker[Session]) -> dict[int, str]:
     """Per SIM id: the SP of the last probe it ran (runs and plan items)."""
     result: dict[int, tuple[datetime, str]] = {}
@@ -167,6 +170,7 @@ def last_sp_by_sim(db: sessionmaker[Session]) -> dict[int, str]:
     return {sim_id: sp for sim_id, (_, sp) in result.items()}
 
 
+@survives_outage
 def sim_ids(db: sessionmaker[Session]) -> dict[str, int]:
     """MSISDN → SIM id, for turning fleet slots into planner lanes."""
     with db() as session:

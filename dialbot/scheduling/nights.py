@@ -197,6 +197,21 @@ def finish_night(db: sessionmaker[Session], plan_id: int) -> bool:
     return True
 
 
+@survives_outage
+def _load(db: sessionmaker[Session], plan_id: int) -> tuple[NightPlan, list[PlanItemRow]]:
+    """A stored night and its items, in lane order."""
+    with db() as session:
+        night = session.get(NightPlan, plan_id)
+        if night is None:
+            raise LookupError(f"no night plan {plan_id}")
+        items = session.scalars(
+            select(PlanItemRow)
+            .where(PlanItemRow.plan_id == plan_id)
+            .order_by(PlanItemRow.sim_id, PlanItemRow.seq)
+        )
+        return night, list(items)
+
+
 class NightExecutor:
     """Runs a stored night's pending items, one thread per SIM."""
 
@@ -219,17 +234,7 @@ class NightExecutor:
 
     def run(self, plan_id: int) -> dict[str, int]:
         """Run until every item is final, the window closes or ``stop`` is set."""
-        with self.db() as session:
-            night = session.get(NightPlan, plan_id)
-            if night is None:
-                raise LookupError(f"no night plan {plan_id}")
-            items = list(
-                session.scalars(
-                    select(PlanItemRow)
-                    .where(PlanItemRow.plan_id == plan_id)
-                    .order_by(PlanItemRow.sim_id, PlanItemRow.seq)
-                )
-            )
+        night, items = _load(self.db, plan_id)
         lanes: dict[int, list[PlanItemRow]] = defaultdict(list)
         for item in items:
             lanes[item.sim_id].append(item)

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.db.obligations import sims_with_pending
+from dialbot.db.outage import survives_outage
 from dialbot.db.types import utcnow
 from dialbot.mask import mask_msisdn
 from dialbot.scheduling.dispatch import Runtime
@@ -49,6 +50,7 @@ class NightResult:
     crashes: CrashReport = field(default_factory=CrashReport)
 
 
+@survives_outage
 def unfinished_night(
     db: sessionmaker[Session], schedule: Schedule, now: datetime
 ) -> NightPlan | None:
@@ -66,6 +68,7 @@ def unfinished_night(
         ).first()
 
 
+@survives_outage
 def night_sims(db: sessionmaker[Session], plan_id: int, pending_only: bool = False) -> list[int]:
     """The SIMs of a night's plan (``pending_only``: those with a probe still to run)."""
     query = select(PlanItemRow.sim_id).where(PlanItemRow.plan_id == plan_id).distinct()

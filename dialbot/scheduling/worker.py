@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db.outage import DatabaseUnavailable
+from dialbot.db.outage import DatabaseUnavailable, survives_outage
 from dialbot.db.types import utcnow
 from dialbot.errors import DialbotError
 from dialbot.scheduling.celery_app import CLEANUP_TASK, PROBE_TASK, BrokerSettings, queue_name
@@ -52,6 +52,7 @@ class BankBusy(DialbotError):
     """Another live worker already serves this bank."""
 
 
+@survives_outage
 def wait_for_predecessor(db: sessionmaker[Session], bank: str, settings: BrokerSettings) -> None:
     """Return once no other live worker serves the bank; BankBusy if one stays alive.
 
