@@ -50,7 +50,14 @@ def fleet() -> None:
     """Modem banks: health, identity, balance and subscriptions of every SIM."""
 
 
-def _open_fleet(config: Config, timeout: float) -> Fleet:
+def _open_fleet(ctx: click.Context, config: Config, timeout: float) -> Fleet:
+    """The banks, opened with the durable receipt log: a message the modems hold is
+    committed before it is deleted, and the next station or worker records it as
+    evidence (store first, delete after — a status check must not eat an SP's message)."""
+    from dialbot.cli._db import open_db
+    from dialbot.db.received import DbPduStore
+
+    db = open_db(ctx)
     try:
         banks = load_inventories(config.paths.hardware)
     except ConfigError as exc:
@@ -60,7 +67,12 @@ def _open_fleet(config: Config, timeout: float) -> Fleet:
     settings = replace(
         fleet_settings(config, timeout), backoff_initial=timeout, check_interval=3600
     )
-    fleet_ = Fleet(banks, config.carrier, settings)
+    fleet_ = Fleet(
+        banks,
+        config.carrier,
+        settings,
+        stores=lambda slot: DbPduStore(db, slot.source, slot.entry.msisdn),
+    )
     fleet_.open(timeout=timeout * 3)
     fleet_.refresh(timeout=timeout * 4)
     return fleet_
@@ -156,7 +168,7 @@ def status(ctx: click.Context, fmt: str, timeout: float, all_hosts: bool) -> Non
         _print_all_hosts(ctx, fmt)
         return
     config = get_config(ctx)
-    fleet_ = _open_fleet(config, timeout)
+    fleet_ = _open_fleet(ctx, config, timeout)
     try:
         rows = [_row(slot, fleet_.settings.low_balance_fen) for slot in fleet_.slots]
     finally:
@@ -175,7 +187,7 @@ def check(ctx: click.Context, fmt: str, timeout: float, reply_timeout: float) ->
     Exits 1 when any modem is unusable.
     """
     config = get_config(ctx)
-    fleet_ = _open_fleet(config, timeout)
+    fleet_ = _open_fleet(ctx, config, timeout)
     try:
 
         def one(slot: FleetModem) -> None:
