@@ -9,6 +9,7 @@ what was seen (`SEEN_RULES`; for WAP runs `rules_wap.WAP_SEEN_RULES`).
 
 from __future__ import annotations
 
+from dialbot.judge.case import SEVERITY, Case
 from dialbot.judge.charges import attribute
 from dialbot.judge.model import (
     Action,
@@ -20,7 +21,7 @@ from dialbot.judge.model import (
     RunRecord,
     ServiceInfo,
 )
-from dialbot.judge.rules import RULES, SEEN_RULES, SEVERITY, Case
+from dialbot.judge.rules import RULES, SEEN_RULES
 from dialbot.judge.rules_call import judge_calls
 from dialbot.judge.rules_followup import judge_followup
 from dialbot.judge.rules_mms import judge_mms

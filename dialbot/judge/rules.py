@@ -2,7 +2,8 @@
 
 Each rule reads the analysed run (`Case`) and returns at most one finding for
 its code (evidence of several events merged), except where a code names
-several culprits (one UNSOLICITED_* finding per offending service or SP).
+several culprits (one UNSOLICITED_* finding per offending service or SP). The money
+rules are in `rules_money`, what they all read (`Case`, `finding`) in `case`.
 
 Two kinds of rule, and why they differ:
 - presence rules (a charge, a listing, a message seen) need only the evidence;
@@ -13,235 +14,23 @@ Two kinds of rule, and why they differ:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 
-from dialbot.judge.charges import Attribution, Part, Phase
+from dialbot.judge.case import Case, active_before, finding, last_at, part_ids, yuan
+from dialbot.judge.charges import Part, Phase
 from dialbot.judge.classify import MsgClass, check_prompt, stated_price
 from dialbot.judge.history import REPLIES, unwanted
-from dialbot.judge.itemized import Split, split
-from dialbot.judge.itemized import lines as detail_lines
-from dialbot.judge.model import Action, ActionKind, Finding, PastOrder, ServiceInfo, Severity
-from dialbot.judge.timeline import Intruder, Mark, Msg, Timeline, between, mark
-
-SEVERITY: dict[str, Severity] = {
-    "UNCONFIRMED_CHARGE": "critical",
-    "UNCONFIRMED_SUBSCRIPTION": "critical",
-    "UNSOLICITED_SUBSCRIPTION": "critical",
-    "OVERCHARGE": "critical",
-    "CHARGE_AFTER_CANCEL": "critical",
-    "CANCEL_FAILED": "major",
-    "DUPLICATE_CHARGE": "major",
-    "PRICE_MISMATCH": "major",
-    "PROMPT_INCOMPLETE": "minor",
-    "MESSAGE_AFTER_CANCEL": "minor",
-    "UNSOLICITED_MESSAGE": "major",
-    "NO_RESPONSE": "quality",
-    "CONTENT_NOT_DELIVERED": "quality",
-    # The month after an order (follow runs, dialbot.judge.rules_followup):
-    "RENEWAL_WITHOUT_REMINDER": "major",
-    "TRIAL_CONVERTED_SILENTLY": "critical",
-}
+from dialbot.judge.model import Action, ActionKind, Finding, PastOrder
+from dialbot.judge.rules_money import (
+    charge_after_cancel,
+    duplicate_charge,
+    overcharge,
+    unconfirmed_charge,
+)
+from dialbot.judge.timeline import Msg, mark
 
 _ACTIVE = (MsgClass.WELCOME, MsgClass.CONTENT)
-
-
-@dataclass
-class Case:
-    """A run analysed for the rules: timeline, intruders, money and what was due."""
-
-    tl: Timeline
-    intruders: list[Intruder]
-    money: Attribution
-    expected_charges: int  # how many tariff charges the probe's confirmations allow
-
-    @property
-    def service(self) -> ServiceInfo | None:
-        return self.tl.service
-
-    @property
-    def probe(self) -> bool:
-        return self.tl.service is not None and self.tl.order is not None
-
-
-def finding(
-    code: str,
-    service: ServiceInfo | None,
-    amount_fen: int,
-    observed_at: datetime,
-    evidence: Iterable[int | None],
-    detail: str,
-    sp_code: str | None = None,
-    service_code: str | None = None,
-) -> Finding:
-    """A finding with its severity from the table and de-duplicated, sorted evidence."""
-    return Finding(
-        code=code,
-        severity=SEVERITY[code],
-        amount_fen=amount_fen,
-        observed_at=observed_at,
-        evidence=sorted({e for e in evidence if e is not None}),
-        sp_code=sp_code if sp_code is not None else (service.sp_code if service else ""),
-        service_code=(
-            service_code if service_code is not None else (service.service_code if service else "")
-        ),
-        detail=detail,
-    )
-
-
-def _part_ids(parts: Iterable[Part]) -> list[int]:
-    return [i for p in parts for i in p.charge.evidence]
-
-
-def _last(parts: list[Part]) -> datetime:
-    return max(p.charge.end.at for p in parts)
-
-
-def _yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}元"
-
-
-def _active_before(case: Case, until: Mark | None) -> list[int]:
-    """Event ids showing the service under probe active after the order, before `until`."""
-    tl, service = case.tl, case.service
-    if service is None or tl.order is None:
-        return []
-    order = mark(tl.order)
-    ids = [
-        m.event.id
-        for m in tl.sp_msgs(order, until)
-        if m.cls is MsgClass.WELCOME or (m.cls is MsgClass.CONTENT and "确认" not in m.event.text)
-    ]
-    pre_listed = any(mark(lst.event) < order for lst in tl.listed(service))
-    if not pre_listed:
-        ids += [lst.event.id for lst in tl.listed(service) if between(lst.event, order, until)]
-    ids += [m.event.id for m, _ in tl.service_notices(service) if between(m.event, order, until)]
-    return ids
-
-
-# --- money ----------------------------------------------------------------------------------
-
-
-def unconfirmed_charge(case: Case) -> list[Finding]:
-    parts = case.money.of(Phase.UNCONFIRMED)
-    if not parts or case.tl.order is None:
-        return []
-    total = sum(p.amount_fen for p in parts)
-    prompts = [m.event.id for m in case.tl.prompts()]
-    when = "before the confirmation" if case.tl.confirms else "although it was never confirmed"
-    return [
-        finding(
-            "UNCONFIRMED_CHARGE",
-            case.service,
-            total,
-            _last(parts),
-            [case.tl.order.event_id, *prompts, *_part_ids(parts)],
-            f"{_yuan(total)} charged after the order {when}",
-        )
-    ]
-
-
-def charge_after_cancel(case: Case) -> list[Finding]:
-    parts = case.money.of(Phase.AFTER_CANCEL)
-    if not parts or case.tl.ack is None:
-        return []
-    total = sum(p.amount_fen for p in parts)
-    cancels = [c.event_id for c in case.tl.cancels]
-    return [
-        finding(
-            "CHARGE_AFTER_CANCEL",
-            case.service,
-            total,
-            _last(parts),
-            [*cancels, case.tl.ack.event.id, *_part_ids(parts)],
-            f"{_yuan(total)} charged after the cancellation was acknowledged",
-        )
-    ]
-
-
-def _excess(case: Case) -> tuple[int, int, list[int]]:
-    """(overcharge, duplicate) in fen beyond what the confirmations allow, and the evidence."""
-    service = case.service
-    parts = case.money.of(Phase.IN_SERVICE)
-    if service is None or not parts or case.tl.first_confirm is None:
-        return 0, 0, []
-    price, k = service.price_fen, case.expected_charges
-    excess = sum(p.amount_fen for p in parts) - k * price
-    if excess <= 0:
-        return 0, 0, []
-    bill = itemized(case.tl, service)
-    if bill is not None:  # the carrier's lines tell one line too high from two lines
-        confirm_ids = [c.event_id for c in case.tl.confirms if c.event_id is not None]
-        # What the bill does not list yet (queried before it landed) stays beyond the tariff.
-        unlisted = max(0, excess - bill.over_fen - bill.duplicate_fen)
-        evidence = confirm_ids + _part_ids(parts) + bill.evidence
-        return bill.over_fen + unlisted, bill.duplicate_fen, evidence
-    confirm_at = mark(case.tl.first_confirm)
-    notices = [(m, n) for m, n in case.tl.service_notices(service) if mark(m.event) > confirm_at]
-    amounts = [n.amount_fen for _, n in notices if n.amount_fen is not None]
-    unit = max(amounts) if amounts else None
-    if unit is not None:
-        # The carrier states what one charge was: above the tariff is an overcharge,
-        # whatever is left over is more charges than orders.
-        over = min(excess, k * max(0, unit - price))
-        rest = excess - over
-    else:
-        debits = len({(p.charge.start.event_id, p.charge.end.event_id) for p in parts})
-        separate = debits > k and price > 0 and excess % price == 0
-        over, rest = (0, excess) if separate else (excess, 0)
-    step = unit or price
-    duplicate = rest if step > 0 and rest % step == 0 else 0
-    over += rest - duplicate
-    evidence = [c.event_id for c in case.tl.confirms if c.event_id is not None]
-    evidence += _part_ids(parts)
-    evidence += [m.event.id for m, _ in notices]
-    return over, duplicate, evidence
-
-
-def itemized(tl: Timeline, service: ServiceInfo) -> Split | None:
-    """The itemized bill's split of the service's charges since the first confirmation."""
-    items = detail_lines(tl)
-    if items is None or tl.first_confirm is None:
-        return None
-    until = tl.ack.event.at if tl.ack else None
-    return split(items, service, tl.first_confirm.at, until, len(tl.confirms) if
-                 service.billing == "per_use" else 1)  # fmt: skip
-
-
-def overcharge(case: Case) -> list[Finding]:
-    over, _, evidence = _excess(case)
-    if over <= 0 or case.service is None:
-        return []
-    parts = case.money.of(Phase.IN_SERVICE)
-    return [
-        finding(
-            "OVERCHARGE",
-            case.service,
-            over,
-            _last(parts),
-            evidence,
-            f"{_yuan(over)} charged beyond the declared tariff of {_yuan(case.service.price_fen)}"
-            f" × {case.expected_charges}",
-        )
-    ]
-
-
-def duplicate_charge(case: Case) -> list[Finding]:
-    _, duplicate, evidence = _excess(case)
-    if duplicate <= 0 or case.service is None:
-        return []
-    parts = case.money.of(Phase.IN_SERVICE)
-    return [
-        finding(
-            "DUPLICATE_CHARGE",
-            case.service,
-            duplicate,
-            _last(parts),
-            evidence,
-            f"{_yuan(duplicate)} charged again for {case.expected_charges} confirmed order(s)",
-        )
-    ]
 
 
 # --- subscriptions ----------------------------------------------------------------------------
@@ -252,7 +41,7 @@ def unconfirmed_subscription(case: Case) -> list[Finding]:
     if not case.probe or service is None or service.key in tl.run.legit or tl.order is None:
         return []
     until = mark(tl.first_confirm) if tl.first_confirm else None
-    ids = _active_before(case, until)
+    ids = active_before(case, until)
     if not ids:
         return []
     at = max(e.at for e in tl.run.events if e.id in ids)
@@ -301,20 +90,20 @@ def unsolicited_subscription(case: Case) -> list[Finding]:
         if len(culprits) == 1:
             culprits[0][5].extend(leftover)
         else:
-            culprits.append(("", "", "an unidentified service", [], _last(leftover), leftover))
+            culprits.append(("", "", "an unidentified service", [], last_at(leftover), leftover))
     for sp_code, service_code, label, ids, seen, parts in culprits:
         amount = sum(p.amount_fen for p in parts)
         at = max([seen, *[p.charge.end.at for p in parts]])
         detail = f"{label} found active on the SIM although no probe ordered it"
         if amount:
-            detail += f"; {_yuan(amount)} charged"
+            detail += f"; {yuan(amount)} charged"
         out.append(
             finding(
                 "UNSOLICITED_SUBSCRIPTION",
                 None,
                 amount,
                 at,
-                [*ids, *_part_ids(parts)],
+                [*ids, *part_ids(parts)],
                 detail,
                 sp_code=sp_code,
                 service_code=service_code,
@@ -338,7 +127,7 @@ def cancel_failed(case: Case) -> list[Finding]:
         if due:
             ids.append(lst.event.id)
             reasons.append("still listed after the cancellation")
-    if not tl.faulted and _active_before(case, None) + _charged_ids(case):
+    if not tl.faulted and active_before(case, None) + _charged_ids(case):
         for cancel in (c for c in tl.cancels if c.kind is ActionKind.CANCEL):
             deadline = tl.observed(cancel)
             if deadline is None:
@@ -364,7 +153,7 @@ def cancel_failed(case: Case) -> list[Finding]:
 
 
 def _charged_ids(case: Case) -> list[int]:
-    return _part_ids(p for p in case.money.parts if p.phase is not Phase.BEFORE_ORDER)
+    return part_ids(p for p in case.money.parts if p.phase is not Phase.BEFORE_ORDER)
 
 
 # --- prompts -------------------------------------------------------------------------------------
@@ -378,7 +167,7 @@ def price_mismatch(case: Case) -> list[Finding]:
     bad = [(m, p) for m, p in bad if p != service.price_fen]
     if not bad:
         return []
-    stated = ", ".join(dict.fromkeys(_yuan(p) for _, p in bad))
+    stated = ", ".join(dict.fromkeys(yuan(p) for _, p in bad))
     return [
         finding(
             "PRICE_MISMATCH",
@@ -386,7 +175,7 @@ def price_mismatch(case: Case) -> list[Finding]:
             0,
             bad[0][0].event.at,
             [m.event.id for m, _ in bad],
-            f"prompt states {stated}, catalogue declares {_yuan(service.price_fen)}",
+            f"prompt states {stated}, catalogue declares {yuan(service.price_fen)}",
         )
     ]
 
@@ -516,7 +305,7 @@ def content_not_delivered(case: Case) -> list[Finding]:
             service,
             amount,
             at,
-            [*(a.event_id for a in missing), *notices, *_part_ids(case.money.of(Phase.IN_SERVICE))],
+            [*(a.event_id for a in missing), *notices, *part_ids(case.money.of(Phase.IN_SERVICE))],
             f"confirmed and charged, but no content within the window ({len(missing)} time(s))",
         )
     ]

@@ -29,12 +29,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from dialbot.judge.case import finding
 from dialbot.judge.charges import charges
 from dialbot.judge.classify import MsgClass, is_carrier
 from dialbot.judge.itemized import bursts
 from dialbot.judge.itemized import lines as detail_lines
 from dialbot.judge.model import Finding, FollowedOrder, RunRecord
-from dialbot.judge.rules import finding
 from dialbot.judge.timeline import Msg, Timeline, build
 
 # Lines this close are one billing run (a duplicate is billed with the charge it repeats);

@@ -29,9 +29,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
+from dialbot.judge.case import Case, finding
 from dialbot.judge.charges import Phase, attribute
 from dialbot.judge.model import Action, ActionKind, Event, Finding, RunRecord
-from dialbot.judge.rules import RULES, Case, finding
+from dialbot.judge.rules import RULES
 from dialbot.judge.timeline import Timeline, build, intruders, mark
 
 KB = 1024
