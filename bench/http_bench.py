@@ -199,6 +199,7 @@ def measure(bank: Any, work: dict[Any, list[int]], count: int, label: str) -> No
     """The workers in `work` run their modems `count` GETs each; print the figures."""
     bank.send("reset")
     bank.recv()
+    started = time.perf_counter()
     for conn, indices in work.items():
         conn.send(("run", indices, count))
     client: list[float] = []
@@ -207,12 +208,15 @@ def measure(bank: Any, work: dict[Any, list[int]], count: int, label: str) -> No
         times, cpu = conn.recv()
         client += times
         client_cpu += cpu
+    wall = time.perf_counter() - started
     bank.send("report")
     sim, loop_cpu = bank.recv()
     n = len(client)
     print(
-        f"{label}: {n} GETs; client median {1000 * statistics.median(client):.2f} ms, "
-        f"p95 {1000 * pct(client, 0.95):.2f} ms; simulator median "
+        f"{label}: {n} GETs in {wall:.2f} s ({n / wall:.0f}/s); client median "
+        f"{1000 * statistics.median(client):.2f} ms, p95 {1000 * pct(client, 0.95):.2f} ms, "
+        f"mean {1000 * statistics.fmean(client):.2f} ms, max {1000 * max(client):.0f} ms; "
+        f"simulator median "
         f"{1000 * statistics.median(sim):.2f} ms, p95 {1000 * pct(sim, 0.95):.2f} ms "
         f"({len(sim)} requests); CPU per request: workers {1000 * client_cpu / n:.2f} ms, "
         f"bank loop {1000 * loop_cpu / n:.2f} ms",
