@@ -1,7 +1,7 @@
 """A scheduled night over a generated catalogue on a virtual bank: wall time vs the ideal.
 
     .venv/bin/python bench/night_bench.py [--services 1000] [--modems 64]
-        [--time-scale 0.05] [--repeat 3]
+        [--time-scale 0.05] [--repeat 3] [--mix wap=0.3]
 
 The bank (one world: `--services` services of `--services`/4 SPs, a few of
 them misbehaving, on `--modems` virtual modems) runs in this process; the
@@ -21,6 +21,15 @@ Measured from the stored plan items (start and end of every probe):
   were while the night ran.
 
 Goals (issue 5): wall ≤ 1.15 × ideal, utilisation ≥ 90 %.
+
+`--mix wap=0.3` (issue 10: a night mixing SMS and WAP services, same goal):
+that share of the services are WAP services (an entry page behind the WAP
+gateway, no SMS side), probed by the `wap` flow (one pair each: browse,
+order with the carrier's confirmation, use, cancel); the schedule adds
+`wap`, and the bank's modems speak SIMCom and Quectel (odd and even slots)
+so every modem browses. The ideal counts the `wap` flow's own observe window
+like any other. Per flow, the mean time per probe beyond its unavoidable
+waits is printed as well.
 """
 
 from __future__ import annotations
@@ -54,9 +63,11 @@ MISBEHAVIOURS: list[dict[str, Any]] = [
 ]
 
 
-def world(services: int, modems: int, seed: int = 5) -> dict[str, Any]:
-    """`services` services, four per SP, on one nationwide bank of `modems` modems."""
+def world(services: int, modems: int, seed: int = 5, wap_share: float = 0.0) -> dict[str, Any]:
+    """`services` services, four per SP, on one nationwide bank of `modems` modems;
+    `wap_share` of them WAP services (then every modem browses: SIMCom and Quectel)."""
     rng = random.Random(seed)
+    wap_rng = random.Random(seed + 1)  # apart, so the SMS services stay those of a plain night
     sps: list[dict[str, Any]] = []
     for index in range(services):
         sp, k = divmod(index, 4)
@@ -74,12 +85,21 @@ def world(services: int, modems: int, seed: int = 5) -> dict[str, Any]:
         }  # fmt: skip
         if billing == "monthly":
             service.update({"cancel": f"TD{k}", "use": f"KK{k}"})
+        if wap_rng.random() < wap_share:
+            # A WAP service: its entry page instead of an access number and keywords.
+            for key in ("access", "cancel", "use"):
+                service.pop(key, None)
+            service.update({"channel": "wap", "url": f"http://wap.b{sp}.example/s{k}",
+                            "subscribe": "订购", "use": "查看内容"})  # fmt: skip
         sps[-1]["services"].append(service)
-    bank = {"name": "bench", "modems": modems, "balance_fen": 1_000_000}
+    bank: dict[str, Any] = {"name": "bench", "modems": modems, "balance_fen": 1_000_000}
+    if wap_share > 0:
+        bank["dialect"] = "simcom"
+        bank["slots"] = {n: {"dialect": "quectel"} for n in range(2, modems + 1, 2)}
     return {"seed": seed, "order_notices": True, "bank": bank, "sps": sps}
 
 
-def one(services: int, modems: int, time_scale: float) -> dict[str, Any]:
+def one(services: int, modems: int, time_scale: float, wap_share: float = 0.0) -> dict[str, Any]:
     from sqlalchemy import select
 
     from dialbot.catalog import import_catalog
@@ -99,9 +119,13 @@ def one(services: int, modems: int, time_scale: float) -> dict[str, Any]:
         folder = Path(tmp)
         (folder / "hardware").mkdir()
         (folder / "schedules").mkdir()
-        (folder / "schedules" / "night.toml").write_text(SCHEDULE, encoding="utf-8")
+        schedule = SCHEDULE
+        if wap_share > 0:
+            schedule = schedule.replace('"per_use"]', '"per_use", "wap"]')
+        (folder / "schedules" / "night.toml").write_text(schedule, encoding="utf-8")
         path = folder / "world.yaml"
-        path.write_text(yaml.safe_dump(world(services, modems), allow_unicode=True))
+        data = world(services, modems, wap_share=wap_share)
+        path.write_text(yaml.safe_dump(data, allow_unicode=True))
         loaded = load_world(path)
         config = load_config(write_config(folder, loaded, time_scale))
         with (folder / "catalog.csv").open("w", encoding="utf-8") as stream:
@@ -141,6 +165,12 @@ def one(services: int, modems: int, time_scale: float) -> dict[str, Any]:
     for item in ran:
         assert item.started_at is not None and item.ended_at is not None
         per_lane.setdefault(item.sim_id, []).append((item.ended_at - first).total_seconds())
+    by_flow: dict[str, list[float]] = {}
+    for item in ran:
+        assert item.started_at is not None and item.ended_at is not None
+        beyond = (item.ended_at - item.started_at).total_seconds()
+        beyond -= flows[item.flow].unavoidable_wait_s() * time_scale
+        by_flow.setdefault(item.flow, []).append(beyond)
     counts = sorted(len(v) for v in per_lane.values())
     ends = sorted(max(v) for v in per_lane.values())
     return {
@@ -151,7 +181,21 @@ def one(services: int, modems: int, time_scale: float) -> dict[str, Any]:
         "lane_probes": (counts[0], counts[-1]), "lane_ends": (ends[0], ends[-1]),
         "overhead_s": (busy - unavoidable) / len(ran),
         "left_subscribed": sum(1 for s in truth["sims"].values() if s["subscriptions"]),
+        "flows": {f: (len(v), statistics.fmean(v)) for f, v in sorted(by_flow.items())},
     }  # fmt: skip
+
+
+def mix_share(mix: str) -> float:
+    """`wap=0.3` -> 0.3; "" -> 0 (the only channel mixed in so far is WAP)."""
+    if not mix:
+        return 0.0
+    channel, _, share = mix.partition("=")
+    if channel.strip() != "wap" or not share:
+        raise SystemExit(f"--mix: expected wap=<share>, not {mix!r}")
+    value = float(share)
+    if not 0.0 <= value <= 1.0:
+        raise SystemExit("--mix: the share is between 0 and 1")
+    return value
 
 
 def main() -> None:
@@ -160,10 +204,14 @@ def main() -> None:
     parser.add_argument("--modems", type=int, default=64)
     parser.add_argument("--time-scale", type=float, default=0.05)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--mix", default="", help="share of WAP services, e.g. wap=0.3 (default: SMS only)"
+    )
     args = parser.parse_args()
+    wap_share = mix_share(args.mix)
     rows = []
     for n in range(args.repeat):
-        r = one(args.services, args.modems, args.time_scale)
+        r = one(args.services, args.modems, args.time_scale, wap_share)
         rows.append(r)
         print(
             f"run {n + 1}: night {r['night']}, {r['items']} probes {r['states']} on "
@@ -176,6 +224,8 @@ def main() -> None:
             f"{r['pending']} SIMs owing cleanup, {r['left_subscribed']} SIMs left subscribed",
             flush=True,
         )
+        per_flow = ", ".join(f"{f} {n_} probes {m:.2f} s" for f, (n_, m) in r["flows"].items())
+        print(f"  beyond unavoidable waits, per flow: {per_flow}", flush=True)
     ratio = statistics.median(r["ratio"] for r in rows)
     util = statistics.median(r["utilisation"] for r in rows)
     wall = statistics.median(r["wall_s"] for r in rows)

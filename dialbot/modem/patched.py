@@ -6,7 +6,8 @@ against the plain `GsmModem`:
 - the reader thread died on bytes that are not valid UTF-8 (only
   SerialException was caught): lines are decoded leniently, junk is dropped,
   and no error in handling one line can stop the thread;
-- it read one byte per system call: it now reads whatever is waiting;
+- it read one byte per system call: it now reads whatever is waiting (one
+  poll and one read per burst on the fleet's `PollSerial`);
 - unsolicited result codes arriving during a command became part of that
   command's response: they are recognised and routed to the URC handler;
 - several +CMTI in one burst were grouped into one notification of which
@@ -89,6 +90,7 @@ URC_PREFIXES = (
 _JUNK = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 SIM_ABSENT_CODES = {10, 13}
 CPIN_GRACE_S = 0.3  # +CME ERROR: SIM not inserted / SIM failure
+READ_CHUNK = 4096  # bytes the reader takes per system call at most
 
 
 def _looks_like_junk(line: str) -> bool:
@@ -146,7 +148,11 @@ class _SerialFix(SerialComms):
         buffer = bytearray()
         try:
             while self.alive:
-                data = self.serial.read(max(1, self.serial.in_waiting))
+                burst = getattr(self.serial, "read_available", None)  # PollSerial: one per burst
+                if burst is not None:
+                    data = burst(READ_CHUNK)
+                else:
+                    data = self.serial.read(max(1, self.serial.in_waiting))
                 if not data:
                     continue
                 buffer.extend(data)
@@ -164,11 +170,12 @@ class _SerialFix(SerialComms):
         While an `Exchange` is installed it takes the bytes of its answer first.
         """
         exchange = self.exchange
-        if exchange is not None:
+        if exchange is not None and not exchange.done.is_set():
             exchange.feed(buffer, lambda raw: self._safe_handle(raw, True))
             if not exchange.done.is_set():
                 return buffer
-            self.exchange = None
+            # Not cleared here: the caller, woken by `done`, may already have installed
+            # the next command's exchange, which this thread must not wipe out.
         while True:
             end = buffer.find(b"\r\n")
             if end < 0:
@@ -258,8 +265,9 @@ class _SerialFix(SerialComms):
             except serial.SerialTimeoutException as exc:
                 self.exchange = None
                 raise TimeoutException() from exc
-            if not exchange.done.wait(timeout):
-                self.exchange = None
+            answered = exchange.done.wait(timeout)
+            self.exchange = None  # only the writer (under the lock) installs or clears it
+            if not answered:
                 self.trace.note(f"no answer within {timeout:g}s")
                 raise TimeoutException()
         for line in exchange.lines:

@@ -27,6 +27,8 @@ _FAIL = select.POLLERR | select.POLLHUP | select.POLLNVAL
 class PollSerial(serial.Serial):
     """A POSIX serial port that never calls select() (reads and writes use poll)."""
 
+    _read_poller: tuple[int, select.poll] | None = None  # (fd, poll on it) of read_available
+
     def read(self, size: int = 1) -> bytes:
         """Up to size bytes, waiting at most the read timeout; a vanished device raises."""
         if not self.is_open:
@@ -53,6 +55,37 @@ class PollSerial(serial.Serial):
                 raise serial.SerialException("device disconnected (no data after readiness)")
             out.extend(chunk)
         return bytes(out)
+
+    def read_available(self, limit: int) -> bytes:
+        """What is waiting, up to `limit` bytes, in one read once the port is readable.
+
+        The reader thread's call: `read(max(1, in_waiting))` costs a blocking
+        one-byte read and then an ioctl, a second poll and a second read for
+        the rest of the same burst; this is one poll and one read per burst.
+        b"" after the read timeout with nothing to read.
+        """
+        if not self.is_open:
+            raise serial.PortNotOpenError()
+        poller = self._read_poller
+        if poller is None or poller[0] != self.fd:
+            poller = (self.fd, select.poll())
+            poller[1].register(self.fd, select.POLLIN | _FAIL)
+            self._read_poller = poller
+        limit_s = self._timeout
+        events = poller[1].poll(None if limit_s is None else limit_s * 1000)
+        if not events:
+            return b""
+        if any(ev & _FAIL and not ev & select.POLLIN for _, ev in events):
+            raise serial.SerialException("device reports error (poll)")
+        try:
+            chunk = os.read(self.fd, limit)
+        except OSError as exc:
+            if exc.errno in _RETRY:
+                return b""
+            raise serial.SerialException(f"read failed: {exc}") from exc
+        if not chunk:
+            raise serial.SerialException("device disconnected (no data after readiness)")
+        return chunk
 
     def write(self, data: bytes) -> int:
         if not self.is_open:

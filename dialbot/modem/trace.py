@@ -7,21 +7,28 @@ every ModemError the driver raises carries a snapshot of this buffer.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from datetime import datetime
 
 
 class AtTrace:
-    """Thread-safe bounded log of lines written (``>``) and read (``<``)."""
+    """Thread-safe bounded log of lines written (``>``) and read (``<``).
+
+    Entries are kept raw (time, mark, text) and formatted only by
+    `snapshot`: a trace is read when something failed, but written for every
+    line of every exchange (a dozen per HTTP request), so the formatting
+    belongs on the rare side.
+    """
 
     def __init__(self, size: int = 64) -> None:
-        self._lines: deque[str] = deque(maxlen=size)
+        self._lines: deque[tuple[float, str, str]] = deque(maxlen=size)
         self._lock = threading.Lock()
 
     def _add(self, mark: str, text: str) -> None:
-        stamp = datetime.now().strftime("%H:%M:%S.%f")[:-3]
+        entry = (time.time(), mark, text)
         with self._lock:
-            self._lines.append(f"{stamp} {mark} {text!r}")
+            self._lines.append(entry)
 
     def tx(self, text: str) -> None:
         """Something written to the modem."""
@@ -38,4 +45,8 @@ class AtTrace:
     def snapshot(self) -> list[str]:
         """A copy of the buffer, oldest first, for an error or a report."""
         with self._lock:
-            return list(self._lines)
+            entries = list(self._lines)
+        return [
+            f"{datetime.fromtimestamp(at).strftime('%H:%M:%S.%f')[:-3]} {mark} {text!r}"
+            for at, mark, text in entries
+        ]

@@ -112,7 +112,12 @@ class NetworkPort(Protocol):
     """What a virtual modem may ask of the network (implemented by `network`)."""
 
     def attach(self, handset: Handset) -> None:
-        """Register a handset under its msisdn (after its SIM is ready)."""
+        """Register a handset under its msisdn (SIM ready and on the network, or back on it:
+        what was held for it while it was away is delivered now)."""
+        ...
+
+    def detach(self, msisdn: str) -> None:
+        """The handset left the network (out of coverage, radio off): hold what comes for it."""
         ...
 
     def submit_sms(self, msisdn: str, destination: str, text: str) -> None:

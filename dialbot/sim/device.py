@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime
 
 from dialbot.sim.atparse import AtError, Command, Reply, UnknownCommand, parse_line, unquote
 from dialbot.sim.contracts import NetworkPort, Scheduler
@@ -75,7 +74,7 @@ class Device(SmsCommands, CallCommands, HttpCommands):
         self.smsc = "+8613800100500"
         self._busy_left = 0  # Wavecom: 515 answers still due after +CFUN=1
         self._csca_busy = self.dialect.csca_busy_once
-        self.held_mt: list[tuple[str, str, datetime]] = []
+        self.cfun = 1  # +CFUN: 1 full, 4 radio off (flight mode), 0 minimum
         self.reset()
         self.init_calls()
         self.init_http()
@@ -99,7 +98,7 @@ class Device(SmsCommands, CallCommands, HttpCommands):
         if self.faults.sim_missing:
             boot = [line.replace("READY", "NOT INSERTED") for line in boot]
         self._urc(boot)
-        if not self.faults.sim_missing:
+        if self._registered():
             self.network.attach(self)
         lost = self.faults.network_lost
         if lost is not None:
@@ -304,13 +303,21 @@ class Device(SmsCommands, CallCommands, HttpCommands):
         return lost[0] <= now < lost[0] + lost[1]
 
     def _registered(self) -> bool:
-        return not self.faults.sim_missing and not self._network_lost_now()
+        return not self.faults.sim_missing and self.cfun == 1 and not self._network_lost_now()
 
     def _registration_changed(self) -> None:
+        """On or off the network: +CREG if asked for, and the network told, as a real
+        handset's (de)registration tells the HLR - so the SMSC holds what comes meanwhile."""
+        registered = self._registered()
         if self.creg_n >= 1:
-            self._urc([f"+CREG: {1 if self._registered() else 0}"])
-        if self._registered():
+            self._urc([f"+CREG: {1 if registered else 0}"])
+        if self.faults.sim_missing:
+            return
+        if registered:
             self._flush_held_mt()
+            self.network.attach(self)
+        else:
+            self.network.detach(self.msisdn)
 
     def _csq(self) -> tuple[int, int]:
         return (self.signal, 99) if self._registered() else (99, 99)
@@ -389,11 +396,18 @@ class Device(SmsCommands, CallCommands, HttpCommands):
 
     def _at_cfun(self, cmd: Command) -> list[str]:
         if cmd.form == "read":
-            return ["+CFUN: 1"]
+            return [f"+CFUN: {self.cfun}"]
         if cmd.form == "test":
             return ["+CFUN: (0,1,4),(0-1)"]
-        if cmd.int_arg(0, 1) == 1:
+        level = cmd.int_arg(0, 1)
+        if level not in (0, 1, 4):
+            raise AtError("CME", 50)
+        if level == 1:
             self._busy_left = self.dialect.cfun_set_busy
+        was = self._registered()
+        self.cfun = level  # 0/4: the radio is off, the modem leaves the network
+        if self._registered() != was:
+            self.scheduler.call_later(0.0, self._registration_changed)  # after this OK
         return []
 
     def _at_cmee(self, cmd: Command) -> list[str]:
@@ -560,16 +574,3 @@ class Device(SmsCommands, CallCommands, HttpCommands):
             self._urc([f'+CUSD: {status},"{text}",15'])
         else:
             self._urc([f'+CUSD: {status},"{ucs2_bytes(text).hex().upper()}",72'])
-
-    def deliver_sms(self, sender: str, text: str, sent_at: datetime) -> None:
-        """Handset API; off the network the SMSC keeps the message until registration."""
-        if not self._registered():
-            self.held_mt.append((sender, text, sent_at))
-            return
-        super().deliver_sms(sender, text, sent_at)
-
-    def _flush_held_mt(self) -> None:
-        """Messages the network could not deliver while the modem was off the network."""
-        held, self.held_mt = self.held_mt, []
-        for sender, text, sent_at in held:
-            self.deliver_sms(sender, text, sent_at)

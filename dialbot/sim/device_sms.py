@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from dialbot.sim.atparse import AtError, Command, unquote
 from dialbot.sim.contracts import NetworkPort, Scheduler
@@ -63,6 +64,7 @@ class SmsState:
     partial: dict[tuple[str, int, int], dict[int, str]] = field(default_factory=dict)
     mr: int = 0
     mt_ref: int = 0
+    held: list[Callable[[], None]] = field(default_factory=list)  # see `_hold_if_off`
 
 
 class SmsCommands:
@@ -108,8 +110,29 @@ class SmsCommands:
                 return index
         return None
 
+    def _hold_if_off(self, delivery: Callable[[], None]) -> bool:
+        """Keep a delivery that reached the device while it is off the network.
+
+        The network holds what comes for a detached handset (`dialbot.sim.smsc`,
+        with its validity period); this catches only what a network hands over
+        at the very instant the modem leaves it, or a network double that does
+        not track registration. `_flush_held_mt` delivers it when the modem is back.
+        """
+        if self._registered():
+            return False
+        self.sms.held.append(delivery)
+        return True
+
+    def _flush_held_mt(self) -> None:
+        """Deliveries kept while the modem was off the network, in order."""
+        held, self.sms.held = self.sms.held, []
+        for delivery in held:
+            delivery()
+
     def deliver_sms(self, sender: str, text: str, sent_at: datetime) -> None:
         """Handset API: a mobile-terminated message, split into parts as the network would."""
+        if self._hold_if_off(partial(self.deliver_sms, sender, text, sent_at)):
+            return
         self.sms.mt_ref = (self.sms.mt_ref + 1) % 256
         parts = encode_deliver(sender, text, sent_at, self.smsc_of_network(), self.sms.mt_ref)
         self._deliver_part(sender, parts[0], sent_at)
@@ -119,6 +142,8 @@ class SmsCommands:
 
     def deliver_wap_push(self, sender: str, href: str, text: str, sent_at: datetime) -> None:
         """Handset API: a Service Indication, as concatenated 8-bit parts to WAP port 2948."""
+        if self._hold_if_off(partial(self.deliver_wap_push, sender, href, text, sent_at)):
+            return
         self.sms.mt_ref = (self.sms.mt_ref + 1) % 256
         ref = 0x9F00 | self.sms.mt_ref
         parts = push_parts(sender, href, text, sent_at, self.smsc_of_network(), ref)
@@ -128,6 +153,8 @@ class SmsCommands:
 
     def deliver_push(self, sender: str, payload: bytes, sent_at: datetime) -> None:
         """Handset API: a ready WSP push (an MMS notification), as 8-bit parts to port 2948."""
+        if self._hold_if_off(partial(self.deliver_push, sender, payload, sent_at)):
+            return
         self.sms.mt_ref = (self.sms.mt_ref + 1) % 256
         ref = 0x9F00 | self.sms.mt_ref
         parts = wsp_parts(sender, payload, sent_at, self.smsc_of_network(), ref)

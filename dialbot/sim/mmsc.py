@@ -13,8 +13,8 @@ Behaviours (ground truth, `Behaviour`): `mms_empty` - every notification
 announces a normal size, but its content is empty (an m-retrieve.conf
 without parts) or, every other time, gone (404); `mms_after_cancel: n` -
 n notifications after the cancellation was acknowledged. A notification for
-a handset off the network is retried as an SMSC would, every
-`RETRY_S`, up to `RETRIES` times.
+a handset off the network is held by the SMSC like any message
+(`dialbot.sim.smsc`).
 """
 
 from __future__ import annotations
@@ -28,17 +28,15 @@ from urllib.parse import urlsplit
 from dialbot.carrier import CarrierProfile
 from dialbot.modem.mms import MmsNotification, MmsPart, encode_mms_push, encode_retrieve
 from dialbot.sim.carrier import Account
-from dialbot.sim.contracts import Handset, HttpRequest, HttpResult, Scheduler
+from dialbot.sim.contracts import HttpRequest, HttpResult, Scheduler
 from dialbot.sim.wap_sites import CALLING_LINE
 from dialbot.sim.world import Service, Sp
 
 MMS_TYPE = (("Content-Type", "application/vnd.wap.mms-message"),)
 EXPIRY_S = 72 * 3600
-RETRY_S = 2.0
-RETRIES = 300
 AFTER_CANCEL_SPACING_S = 0.7
-# (msisdn, sender, kind, text): the network's ground-truth record of what was sent.
-Record = Callable[[Account, str, str, str, str], None]
+# (account, sender, WSP push, content location): hand a notification to the SMSC.
+Push = Callable[[Account, str, bytes, str], None]
 
 
 @dataclass
@@ -59,15 +57,13 @@ class Mmsc:
         profile: CarrierProfile,
         clock: Scheduler,
         rng: random.Random,
-        handset_of: Callable[[str], Handset | None],
-        record: Record,
+        push: Push,
     ) -> None:
         self.origin = profile.mmsc.rstrip("/")
         self.host = urlsplit(self.origin).netloc
         self.clock = clock
         self.rng = rng
-        self.handset_of = handset_of
-        self.record = record
+        self.push = push
         self.messages: dict[str, Stored] = {}
         self.issued: dict[tuple[str, str], int] = {}
         self._ids = itertools.count(1)
@@ -105,7 +101,7 @@ class Mmsc:
         )
         payload = encode_mms_push(notification)
         self.clock.call_later(
-            max(delay_s, 0.0), self._pusher(account, sender, payload, notification, RETRIES)
+            max(delay_s, 0.0), self._pusher(account, sender, payload, notification)
         )
 
     def after_cancel(self, account: Account, sp: Sp, service: Service, base_delay_s: float) -> None:
@@ -119,19 +115,10 @@ class Mmsc:
         sender: str,
         payload: bytes,
         notification: MmsNotification,
-        tries: int,
     ) -> Callable[[], None]:
         def push() -> None:
-            if self.closed:
-                return
-            handset = self.handset_of(account.msisdn)
-            if handset is None:
-                if tries > 0:
-                    retry = self._pusher(account, sender, payload, notification, tries - 1)
-                    self.clock.call_later(RETRY_S, retry)
-                return
-            self.record(account, "mt", "mms", sender, notification.content_location)
-            handset.deliver_push(sender, payload, self.clock.now())
+            if not self.closed:
+                self.push(account, sender, payload, notification.content_location)
 
         return push
 

@@ -6,8 +6,10 @@ SP service with that keyword (a non-keyword text answers the SIM's pending
 prompt at that number, or gets the SP's help text); to another SIM of the
 bank, to that SIM; anything else is recorded and dropped. Deliveries are
 scheduled on the Scheduler after the sender's latency and never overtake an
-earlier message from the same sender to the same SIM; a message for a SIM
-whose handset is not attached waits (store and forward) until it attaches.
+earlier message from the same sender to the same SIM. A message, WAP PUSH
+or MMS notification for a SIM whose handset is not attached (off the
+network: the virtual modems detach as they lose registration) waits in the
+SMSC (`dialbot.sim.smsc`) until it attaches again, for `sms_validity_s`.
 
 All randomness comes from one `random.Random(world.seed)`, so a run is
 reproducible. `ground_truth()` is the only way anything learns what really
@@ -26,6 +28,7 @@ from dialbot.sim.contracts import CallResult, Handset, HttpRequest, HttpResult, 
 from dialbot.sim.ivr import IvrPlatform
 from dialbot.sim.mmsc import Mmsc
 from dialbot.sim.renewals import Renewals
+from dialbot.sim.smsc import Smsc
 from dialbot.sim.sps import SpAgent
 from dialbot.sim.wap import WapGateway
 from dialbot.sim.world import Service, Sp, World
@@ -52,7 +55,7 @@ class Network:
         self.accounts: dict[str, Account] = {
             card.msisdn: Account(card.msisdn, card.slot, card.balance_fen) for card in world.sims
         }
-        self.waiting: dict[str, list[tuple[str, str]]] = {}
+        self.smsc = Smsc(scheduler, world.sms_validity_s, self.handsets, self._record)
         self._last_due: dict[tuple[str, str], float] = {}
         self.closed = False
         self.carrier = Carrier(
@@ -78,7 +81,7 @@ class Network:
         for index, sp in enumerate(world.sps):
             self._add_sp(index, sp)
         self.wap = WapGateway(world, self.carrier, self._account)
-        self.mmsc = Mmsc(world.carrier, scheduler, self.rng, self.handsets.get, self._record)
+        self.mmsc = Mmsc(world.carrier, scheduler, self.rng, self._mms_notification)
         self.wap.hosts[self.mmsc.host] = self.mmsc.handle
         for agent in self.agents.values():
             agent.mmsc = self.mmsc
@@ -114,12 +117,11 @@ class Network:
     # --- NetworkPort ----------------------------------------------------------------
 
     def attach(self, handset: Handset) -> None:
-        """Register a handset; messages stored while it was away are delivered now."""
+        """Register a handset; what the SMSC held while it was away is delivered now."""
         msisdn = normalize_number(handset.msisdn)
         self.handsets[msisdn] = handset
-        account = self._account(msisdn)
-        for sender, text in self.waiting.pop(msisdn, []):
-            self._hand_over(account, sender, text)
+        self._account(msisdn)
+        self.smsc.alert(msisdn)
 
     def detach(self, msisdn: str) -> None:
         """The handset left the network (modem stopped, network lost): store its messages."""
@@ -178,20 +180,15 @@ class Network:
         delay = max(due - self.clock.elapsed(), 0.0)
 
         def deliver() -> None:
-            if self.closed:
-                return
-            account = self._account(msisdn)
-            if msisdn in self.handsets:
-                self._hand_over(account, sender, text)
-            else:
-                self.waiting.setdefault(msisdn, []).append((sender, text))
+            if not self.closed:
+                self.smsc.deliver(self._account(msisdn), "sms", sender, text)
 
         self.clock.call_later(delay, deliver)
 
-    def _hand_over(self, account: Account, sender: str, text: str) -> None:
-        now = self.clock.now()
-        self._record(account, "mt", "sms", sender, text)
-        self.handsets[account.msisdn].deliver_sms(sender, text, now)
+    def _mms_notification(self, account: Account, sender: str, payload: bytes, url: str) -> None:
+        """The MMSC's notification (a WSP push) goes out through the SMSC like any push."""
+        if not self.closed:
+            self.smsc.deliver(account, "mms", sender, url, payload=payload)
 
     # --- routing ------------------------------------------------------------------------
 
@@ -237,14 +234,11 @@ class Network:
 
     def _push_once(self, account: Account, sp: Sp, service: Service, n: int) -> Callable[[], None]:
         def push() -> None:
-            handset = self.handsets.get(account.msisdn)
-            if self.closed or handset is None or account.subscribed_to_sp(sp.code):
+            if self.closed or account.subscribed_to_sp(sp.code):
                 return
             sender = service.access or f"10657{sp.code}"
             text = f"{service.name}：免费体验第{n + 1}期，点击进入"
-            href = service.url or ""
-            self._record(account, "mt", "wap_push", sender, f"{text} {href}")
-            handset.deliver_wap_push(sender, href, text, self.clock.now())
+            self.smsc.deliver(account, "wap_push", sender, text, href=service.url or "")
 
         return push
 
@@ -275,6 +269,7 @@ class Network:
         """Stop nightly behaviour and deliveries (safe to call twice)."""
         self.closed = True
         self.mmsc.closed = True
+        self.smsc.closed = True
 
     def balance_fen(self, msisdn: str) -> int:
         """For tests and the bank's own display: a SIM's true balance."""
@@ -307,7 +302,8 @@ class Network:
                     for sub in acc.subscriptions.values()
                 ],
                 "messages": list(acc.messages),
-                "undelivered": [{"sender": s, "text": t} for s, t in self.waiting.get(msisdn, [])],
+                "undelivered": self.smsc.undelivered(msisdn),
+                "expired": self.smsc.dropped(msisdn),
             }
         return {
             "bank": self.world.bank_name,

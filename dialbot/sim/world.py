@@ -124,3 +124,6 @@ class World:
     source: str = "<world>"
     extra: dict[str, object] = field(default_factory=dict)
     calendar: CalendarSettings | None = None  # None: subscriptions never renew
+    # How long the SMSC keeps a message (SMS, WAP PUSH, MMS notification) for a SIM that is
+    # off the network before dropping it, in network seconds (as `night_s`).
+    sms_validity_s: float = 86400.0

@@ -11,7 +11,9 @@ overwrite - are refused too.
 
 Optional keys beyond the spec: top-level ``seed`` (randomness of the
 network), ``night_s`` (length of a simulated night), ``order_notices``
-(whether the carrier sends 订购提醒 after an order, default true), and
+(whether the carrier sends 订购提醒 after an order, default true),
+``sms_validity_s`` (how long the SMSC holds what a SIM off the network cannot
+receive: SMS, WAP PUSH, MMS notifications; default a day), and
 ``bank.region`` / a service's ``region``, ``calendar`` (``time_scale``,
 ``start``, ``reminder_days``: the simulated month, see `dialbot.sim.clock`)
 and a monthly service's ``trial_days`` (a free trial, 首月免费). A slot may override
@@ -204,14 +206,20 @@ class _Validator:
         if not isinstance(data, dict):
             raise self.fail("", "the world must be a mapping")
         top = self.table(
-            data, "", {"carrier", "bank", "sps", "seed", "night_s", "order_notices", "calendar"}
-        )
+            data,
+            "",
+            {"carrier", "bank", "sps", "seed", "night_s", "order_notices", "calendar",
+             "sms_validity_s"},
+        )  # fmt: skip
         carrier = self.carrier(top.get("carrier"))
         seed = self.integer(top.get("seed", 0), "seed", minimum=None)
         night_s = self.number(top.get("night_s", 3600.0), "night_s", 0.0, None)
         if night_s <= 0:
             raise self.fail("night_s", "must be > 0")
         order_notices = self.boolean(top.get("order_notices", True), "order_notices")
+        validity_s = self.number(top.get("sms_validity_s", 86400.0), "sms_validity_s", 0.0, None)
+        if validity_s <= 0:
+            raise self.fail("sms_validity_s", "must be > 0")
         bank = self.table(self.required(top, "bank", ""), "bank", _BANK_KEYS)
         sims = self.sims(bank)
         raw_sps = self.required(top, "sps", "")
@@ -231,6 +239,7 @@ class _Validator:
             source=self.file,
             extra={"order_notices": order_notices},
             calendar=self.calendar(top["calendar"]) if "calendar" in top else None,
+            sms_validity_s=validity_s,
         )
 
     def calendar(self, value: Any) -> CalendarSettings:

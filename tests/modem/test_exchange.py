@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 
 from dialbot.modem.exchange import Exchange, RawRule
-from dialbot.modem.patched import is_urc
+from dialbot.modem.patched import FleetGsmModem, is_urc
 
 HTTPREAD = RawRule(re.compile(r"^\+HTTPREAD:\s*(\d+)"), lambda m: int(m.group(1)))
 
@@ -61,3 +62,28 @@ def test_announced_payload_over_the_limit_is_refused() -> None:
     exchange = Exchange(raw=HTTPREAD, max_payload=10)
     exchange.feed(bytearray(b"\r\n+HTTPREAD: 11\r\n"), lambda raw: None)
     assert exchange.done.is_set() and not exchange.ok
+
+
+def test_reader_never_clears_the_next_commands_exchange() -> None:
+    """The caller, woken when its answer is done, may install the next exchange at once.
+
+    The reader used to clear `exchange` after the answer it fed was done and so
+    sometimes wiped out the next command's (under load: its +HTTPREAD payload
+    then came through as plain lines and the command timed out). Here the
+    caller wins that race deterministically: `done.set()` installs the next one.
+    """
+    gsm = FleetGsmModem("/nonexistent/port")  # never connected: only the framing runs
+    after = Exchange(raw=HTTPREAD)
+
+    class CallerWakesAtOnce(threading.Event):
+        def set(self) -> None:
+            super().set()
+            gsm.exchange = after
+
+    first = Exchange(done=CallerWakesAtOnce())
+    gsm.exchange = first
+    rest = gsm._split_lines(bytearray(b"\r\nOK\r\n"))
+    assert first.final == "OK" and rest == bytearray()
+    assert gsm.exchange is after
+    gsm._split_lines(bytearray(b"\r\n+HTTPREAD: 4\r\nOK\r\n\r\nOK\r\n"))
+    assert after.payload == b"OK\r\n" and after.final == "OK"

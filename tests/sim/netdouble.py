@@ -38,6 +38,9 @@ class EchoNetwork:
     def attach(self, handset: Handset) -> None:
         self.handsets[handset.msisdn] = handset
 
+    def detach(self, msisdn: str) -> None:
+        self.handsets.pop(msisdn, None)
+
     def submit_sms(self, msisdn: str, destination: str, text: str) -> None:
         self.submitted.append((msisdn, destination, text))
         handset = self.handsets.get(msisdn)

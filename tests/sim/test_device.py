@@ -181,6 +181,22 @@ def test_network_lost_span_and_held_delivery() -> None:
     assert b"+CREG: 1" in rig.out and b"+CMTI:" in rig.out
 
 
+def test_radio_off_leaves_the_network_and_pushes_wait() -> None:
+    rig = Rig()
+    rig.at("ATE0;+CREG=1;+CNMI=2,1,0,0,0")
+    assert rig.lines("AT+CFUN=4") == ["OK", "+CREG: 0"]  # OK first, then the change
+    assert rig.card.msisdn not in rig.net.handsets  # the network was told: it holds now
+    assert rig.lines("AT+CFUN?") == ["+CFUN: 4", "OK"]
+    assert rig.lines("AT+CREG?") == ["+CREG: 1,0", "OK"]
+    rig.dev.deliver_wap_push("10658001", "http://wap.sp.example/", "体验", rig.clock.now())
+    rig.clock.advance(1)
+    assert b"+CMTI" not in rig.out  # a handset off the network receives nothing
+    rig.at("AT+CFUN=1")
+    rig.clock.advance(1)  # both parts of the push (the second 0.1 s after the first)
+    assert rig.card.msisdn in rig.net.handsets
+    assert b"+CREG: 1" in rig.out and bytes(rig.out).count(b"+CMTI:") == 2
+
+
 def test_slow_responses_keep_order() -> None:
     rig = Rig(faults=Faults(response_delay_ms=500))
     rig.at("ATE0")

@@ -327,7 +327,7 @@ def test_sim_to_sim_and_store_and_forward(tmp_path: Path) -> None:
     r.network.submit_sms(a.msisdn, "+86" + b.msisdn, "你好")
     r.clock.advance(1)
     assert b.inbox == []
-    assert r.truth(2)["undelivered"] == [{"sender": a.msisdn, "text": "你好"}]
+    assert r.truth(2)["undelivered"] == [{"kind": "sms", "sender": a.msisdn, "text": "你好"}]
     fresh = FakeHandset(b.msisdn)
     r.network.attach(fresh)
     assert fresh.texts() == ["你好"]

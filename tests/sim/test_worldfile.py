@@ -175,6 +175,8 @@ BAD = [
     ("carrier", {"mo_sms_fee_fen": -1}, "carrier.mo_sms_fee_fen", "negative"),
     ("carrier", {"hello": 1}, "carrier.hello", "unknown key"),
     ("night_s", 0, "night_s", "> 0"),
+    ("sms_validity_s", 0, "sms_validity_s", "> 0"),
+    ("sms_validity_s", "1d", "sms_validity_s", "number"),
 ]
 
 
