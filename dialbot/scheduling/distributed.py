@@ -33,7 +33,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,7 +43,7 @@ from dialbot.db.engine import write_session
 from dialbot.db.models import TERMINAL_STATES, CleanupObligation, Run, RunState, Service, Sim
 from dialbot.db.outage import heartbeat_cutoff, survives_outage
 from dialbot.db.types import utcnow
-from dialbot.flows.loader import load_flows
+from dialbot.flows.loader import scheduled_flows
 from dialbot.scheduling.celery_app import (
     CLEANUP_TASK,
     PROBE_TASK,
@@ -254,7 +254,12 @@ class DistributedDispatcher:
                 outcome = ProbeOutcome("infra_failed", False, error=f"SIM {sim_id} on no bank")
             else:
                 dispatch_id = create_dispatch(self.db, job, sim_id, bank, retry_of)
-                self.app.send_task(PROBE_TASK, args=[dispatch_id], queue=queue_name(bank))
+                # the schedule's horizon travels with the message (None: the worker's own)
+                extra: dict[str, Any] = {}
+                if job.follow_days is not None:
+                    extra["kwargs"] = {"follow_days": job.follow_days}
+                self.app.send_task(PROBE_TASK, args=[dispatch_id], queue=queue_name(bank),
+                                   **extra)  # fmt: skip
                 log.info("probe dispatched", extra={"dispatch_id": dispatch_id, "bank": bank,
                                                     "item_id": job.item_id})  # fmt: skip
                 outcome, given_up = self._wait(dispatch_id)
@@ -385,7 +390,7 @@ def runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
     """The controller's runtime: ``--runtime dialbot.scheduling.distributed:runtime``."""
     settings = broker_settings(config)
     app = make_app(settings)
-    billing, seconds = flow_tables(load_flows(config.paths.probes), config.probe.time_scale)
+    billing, seconds = flow_tables(scheduled_flows(config.paths.probes), config.probe.time_scale)
     return Runtime(
         dispatcher=DistributedDispatcher(db, app, settings),
         cleanup=DistributedCleanup(db, app, settings),
