@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.config import Config
@@ -339,13 +339,23 @@ class DistributedCleanup:
 
     @survives_outage
     def _pending(self, banks: list[str]) -> int:
+        """Obligations the workers still have to discharge: a subscription a `keep` probe
+        keeps until its horizon is not one of them (docs/month-after.md)."""
+        now = utcnow()
         with self.db() as session:
             return int(
                 session.scalar(
                     select(func.count())
                     .select_from(CleanupObligation)
                     .join(Sim, Sim.msisdn == CleanupObligation.sim)
-                    .where(CleanupObligation.discharged_at.is_(None), Sim.bank.in_(banks))
+                    .where(
+                        CleanupObligation.discharged_at.is_(None),
+                        Sim.bank.in_(banks),
+                        or_(
+                            CleanupObligation.keep_until.is_(None),
+                            CleanupObligation.keep_until <= now,
+                        ),
+                    )
                 )
                 or 0
             )

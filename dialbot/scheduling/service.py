@@ -7,7 +7,10 @@ Like a sweep, a night checks its SIMs' hygiene (subscription list and
 balance) before their first probe and after their last: a SIM found
 subscribed to something nobody ordered is reported (a critical finding,
 which the daemon's alerts pick up) and cleaned, and a probe's balance deltas
-start from a clean, known SIM.
+start from a clean, known SIM. The first check also takes every SIM with an
+order still to follow (the month after, docs/month-after.md), in the plan or
+not: one that keeps a subscription owes its cleanup and sits the night out,
+and this look is what sees its renewal.
 """
 
 from __future__ import annotations
