@@ -46,15 +46,22 @@ def keep_last(plan: Plan) -> Plan:
         lane, dropped = _lane(items)
         kept += lane
         left += dropped
+    looks = sum(1 for i in plan.items if i.flow in KEEP_FLOWS and i.reason in SECOND_LOOKS)
     kept.sort(key=lambda i: (i.start_s, i.seq))
     plan.items = [replace(item, seq=seq) for seq, item in enumerate(kept)]
     plan.busy_s = sum(item.duration_s for item in plan.items)
     plan.due_planned = sum(1 for item in plan.items if item.reason == "due")
     if left:
         plan.notes = [plan.coverage_note() if n.startswith("covers ") else n for n in plan.notes]
+    if looks:
         plan.notes.append(
-            f"{left} probes left for another night: a SIM keeps one subscription a night, "
-            "after its other probes, and a keep probe is never a second look"
+            f"{looks} keep probes not planned as a second look: a kept order holds its SIM "
+            "until the horizon"
+        )
+    if left > looks:
+        plan.notes.append(
+            f"{left - looks} probes left for another night: a SIM runs one keep probe a "
+            "night, after its other probes, never one SP twice in a row"
         )
     return plan
 

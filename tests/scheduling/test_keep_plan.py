@@ -71,7 +71,8 @@ def test_keep_moves_last_and_what_cannot_follow_it_waits() -> None:
     assert lanes[2] == [("A", "decline", 0.0), ("B", "keep", 10.0)]
     assert lanes[3] == [("F", "decline", 10.0)]
     assert [i.seq for i in plan.items] == list(range(len(plan.items)))
-    assert "3 probes left for another night" in plan.notes[-1]
+    assert "1 keep probes not planned as a second look" in plan.notes[-2]
+    assert "2 probes left for another night" in plan.notes[-1]
     assert plan.notes[0].startswith("covers 6/")
 
 

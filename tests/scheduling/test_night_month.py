@@ -175,8 +175,11 @@ def test_a_schedule_keeps_and_follows_through_a_month(tmp_path: Path) -> None:
                 assert plan is not None
                 later = session.scalars(select(PlanItemRow).where(PlanItemRow.plan_id == plan.id))
                 assert [i.flow for i in later] == [], "a kept order is never a second look"
+                notes = list(plan.notes)
                 ended = session.scalars(select(CleanupObligation)).all()
                 sims = session.scalars(select(Sim.msisdn)).all()
+            # the SPs found out the night before are risky, yet their orders are not kept again
+            assert any(n.startswith("2 keep probes not planned as a second look") for n in notes)
             assert rig.subscribed() == {}, "nothing stays subscribed past the horizon"
             assert sims_with_pending(rig.db) == []
             assert len(ended) == 3 and all(ob.discharged_at is not None for ob in ended)
