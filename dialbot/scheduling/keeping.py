@@ -16,14 +16,18 @@ the follow-up's horizon. Two rules follow, applied to the planner's plan
   coverage (``due`` or ``ahead``), never as a second look (``risk``) or to
   break a rotation deadlock (``rotation``).
 
-Moving a keep may put two probes of one SP next to each other on the SIM;
-the later one is then left for another night too, so a SIM still never
-probes one SP twice in a row. What is left out stays due: a later night
-plans it.
+Moving a keep may put two probes of one SP next to each other on the SIM
+(or first tonight after the SP it probed last); the later one is then left
+for another night too, so a SIM still never probes one SP twice in a row.
+What is left out stays due: a later night plans it. The probes that move
+up may overlap other SIMs' probes of their SP a little more than the
+planner estimated (per-SP concurrency is planned on estimates; the probes
+of a SIM run one after the other in any case).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from dialbot.scheduling.planner import Plan, PlanItem
@@ -32,9 +36,10 @@ KEEP_FLOWS = frozenset({"keep"})
 SECOND_LOOKS = ("risk", "rotation")  # reasons that are not coverage
 
 
-def keep_last(plan: Plan) -> Plan:
+def keep_last(plan: Plan, last_sp: Mapping[int, str | None] | None = None) -> Plan:
     """The plan with its keep probes last on their SIMs (see the module docstring);
-    returns ``plan`` itself, changed in place."""
+    returns ``plan`` itself, changed in place. ``last_sp``: per SIM id, the SP it probed
+    last before tonight (its first probe tonight must be of another)."""
     if not any(item.flow in KEEP_FLOWS for item in plan.items):
         return plan
     lanes: dict[int, list[PlanItem]] = {}
@@ -42,8 +47,9 @@ def keep_last(plan: Plan) -> Plan:
         lanes.setdefault(item.sim_id, []).append(item)
     kept: list[PlanItem] = []
     left = 0
-    for items in lanes.values():
-        lane, dropped = _lane(items)
+    before = last_sp or {}
+    for sim_id, items in lanes.items():
+        lane, dropped = _lane(items, before.get(sim_id))
         kept += lane
         left += dropped
     looks = sum(1 for i in plan.items if i.flow in KEEP_FLOWS and i.reason in SECOND_LOOKS)
@@ -66,7 +72,7 @@ def keep_last(plan: Plan) -> Plan:
     return plan
 
 
-def _lane(items: list[PlanItem]) -> tuple[list[PlanItem], int]:
+def _lane(items: list[PlanItem], last_sp: str | None) -> tuple[list[PlanItem], int]:
     """One SIM's probes in time order → (its probes with the keep last, how many left out)."""
     keep = next((i for i in items if i.flow in KEEP_FLOWS and i.reason not in SECOND_LOOKS), None)
     out: list[PlanItem] = []
@@ -80,12 +86,12 @@ def _lane(items: list[PlanItem]) -> tuple[list[PlanItem], int]:
                 dropped += 1
             continue
         moved = replace(item, start_s=item.start_s - shift) if shift else item
-        if out and out[-1].sp_code == moved.sp_code:
+        if (out[-1].sp_code if out else last_sp) == moved.sp_code:
             dropped += 1  # one SP twice in a row once the keep has gone
             continue
         out.append(moved)
     if keep is not None:
-        if out and out[-1].sp_code == keep.sp_code:
+        if (out[-1].sp_code if out else last_sp) == keep.sp_code:
             dropped += 1  # the SP it would follow: the keep waits for another night
         else:
             end = out[-1].start_s + out[-1].duration_s if out else keep.start_s

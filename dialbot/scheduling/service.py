@@ -123,7 +123,8 @@ def build_plan(
         per_sp_concurrency=schedule.per_sp_concurrency,
         balance_floor_fen=schedule.balance_floor_fen,
     )
-    plan = keep_last(plan_night(load_services(db, schedule, start), sims, spec))
+    plan = plan_night(load_services(db, schedule, start), sims, spec)
+    plan = keep_last(plan, {s.sim_id: s.last_sp for s in sims})
     held = [mask_msisdn(s.msisdn) for s in ready if s.msisdn in owing]
     if held:
         plan.notes.insert(0, f"SIMs still owing a cleanup, not used tonight: {', '.join(held)}")

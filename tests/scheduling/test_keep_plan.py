@@ -60,20 +60,24 @@ def test_keep_moves_last_and_what_cannot_follow_it_waits() -> None:
             item(6, 2, "A", "monthly", 20.0),  # A twice in a row once the keep moved
             item(7, 3, "E", "keep", 0.0, reason="risk"),  # never a second look
             item(8, 3, "F", "decline", 10.0),
+            item(9, 4, "G", "keep", 0.0),
+            item(10, 4, "H", "decline", 10.0),  # H was the SIM's last SP before tonight
+            item(11, 4, "I", "decline", 20.0),
         ],
         notes=["covers 9/9 due (service, flow) pairs; period coverage 100% (9/9)"],
     )
-    keep_last(plan)
+    keep_last(plan, {4: "H"})
     lanes: dict[int, list[tuple[str, str, float]]] = defaultdict(list)
     for it in sorted(plan.items, key=lambda i: i.seq):
         lanes[it.sim_id].append((it.sp_code, it.flow, it.start_s))
     assert lanes[1] == [("B", "decline", 0.0), ("D", "monthly", 20.0), ("A", "keep", 30.0)]
     assert lanes[2] == [("A", "decline", 0.0), ("B", "keep", 10.0)]
     assert lanes[3] == [("F", "decline", 10.0)]
+    assert lanes[4] == [("I", "decline", 10.0), ("G", "keep", 20.0)]
     assert [i.seq for i in plan.items] == list(range(len(plan.items)))
     assert "1 keep probes not planned as a second look" in plan.notes[-2]
-    assert "2 probes left for another night" in plan.notes[-1]
-    assert plan.notes[0].startswith("covers 6/")
+    assert "3 probes left for another night" in plan.notes[-1]
+    assert plan.notes[0].startswith("covers 8/")
 
 
 def test_a_plan_without_keep_is_left_alone() -> None:
@@ -105,7 +109,10 @@ def test_every_plan_keeps_last_once_per_sim(
         )
         for i in range(n)
     ]
-    sims = [SimInfo(i, f"1380013{i:04d}", None, 5000) for i in range(lanes)]
+    sims = [
+        SimInfo(i, f"1380013{i:04d}", None, 5000, last_sp=f"SP{rng.randrange(sps):02d}")
+        for i in range(lanes)
+    ]
     spec = NightSpec(
         start=start,
         end=start + timedelta(hours=hours),
@@ -118,7 +125,8 @@ def test_every_plan_keeps_last_once_per_sim(
     )
     before = plan_night(services, sims, spec)
     original = {(i.service_id, i.flow, i.sim_id): i for i in before.items}
-    plan = keep_last(before)
+    last_sp = {sim.sim_id: sim.last_sp for sim in sims}
+    plan = keep_last(before, last_sp)
     assert [i.seq for i in plan.items] == list(range(len(plan.items)))
     by_sim: dict[int, list[PlanItem]] = defaultdict(list)
     for it in plan.items:
@@ -126,8 +134,9 @@ def test_every_plan_keeps_last_once_per_sim(
         assert it.reason == was.reason and it.start_s <= was.start_s + spec.window_s
         assert 0 <= it.start_s and it.start_s + it.duration_s <= spec.window_s + 1e-6
         by_sim[it.sim_id].append(it)
-    for items in by_sim.values():
+    for sim_id, items in by_sim.items():
         assert items == sorted(items, key=lambda i: i.start_s)
+        assert items[0].sp_code != last_sp[sim_id], "the SP it probed last, first again"
         keeps = [i for i in items if i.flow == "keep"]
         assert len(keeps) <= 1 and (not keeps or items[-1] is keeps[0]), items
         assert all(k.reason not in ("risk", "rotation") for k in keeps)
