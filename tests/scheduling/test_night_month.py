@@ -2,9 +2,9 @@
 
 Nights of the schedule run one after another (``run_night`` with this host's
 real runtime: the local fleet over real ptys, the flow runner, the watch)
-on a virtual bank whose calendar runs at 3e-5 (a simulated day lasts
-2.592 s) from 2026-01-20: Feb 1, the first month boundary, comes ~31 s
-after the bank starts, Mar 1 ~104 s. Three monthly services, one per SP:
+on a virtual bank whose calendar runs at 4e-5 (a simulated day lasts
+3.456 s) from 2026-01-20: Feb 1, the first month boundary, comes ~41 s
+after the bank starts, Mar 1 ~138 s. Three monthly services, one per SP:
 an honest one (reminded from 10086901 before its renewal), one that renews
 without a reminder, and a free trial that turns paid silently.
 
@@ -22,8 +22,8 @@ without a reminder, and a free trial that turns paid silently.
    obligation is pending.
 
 The horizon is in the probe's days (``[probe] time_scale`` 0.02: a day is
-1728 s), so ``follow_days = 0.03`` keeps the orders ~52 s: past Feb 1 and
-the night after it, well before Mar 1's reminder.
+1728 s), so ``follow_days = 0.05`` keeps the orders ~86 s: past Feb 1 and
+the night after it (~40 s to spare), and cancelled before Mar 1 (~40 s).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from dialbot.scheduling.models import NightPlan, PlanItemRow
 from dialbot.scheduling.schedules import parse_schedule
 from dialbot.scheduling.service import NightResult, run_night
 
-FOLLOW_DAYS = 0.03
+FOLLOW_DAYS = 0.05
 PROBE_DAY_S = 86400 * 0.02  # a day of [probe] time_scale 0.02
 # service code -> (sp code, service keys, behaviour, findings on the night after Feb 1)
 CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], set[str]]] = {
@@ -80,7 +80,7 @@ def world() -> dict[str, Any]:
                     "services": [service]})  # fmt: skip
     return {
         "seed": 15,
-        "calendar": {"time_scale": 0.00003, "start": "2026-01-20T00:00:00+08:00"},
+        "calendar": {"time_scale": 0.00004, "start": "2026-01-20T00:00:00+08:00"},
         "carrier": {"detail_query": "CXXD"},
         "bank": {"name": "keep-bank", "modems": len(CASES), "balance_fen": 10000},
         "sps": sps,
@@ -158,7 +158,8 @@ def test_a_schedule_keeps_and_follows_through_a_month(tmp_path: Path) -> None:
             since = utcnow()
             second = night()
             assert second.counts == {}, "every SIM owes its kept cleanup: nothing planned"
-            assert len(rig.subscribed()) == 3, "kept until the horizon"
+            soonest = min(ob.keep_until for ob in obligations if ob.keep_until)
+            assert len(rig.subscribed()) == 3, f"kept until the horizon ({soonest - now()} left)"
             found = follow_findings(rig, since)
             assert found == {c: w for c, (_, _, _, w) in CASES.items() if w}, found
             with rig.db() as session:
