@@ -29,7 +29,7 @@ from dialbot.db.engine import engine_of, open_database
 from dialbot.db.outage import DatabaseUnavailable
 from dialbot.db.types import utcnow
 from dialbot.errors import ConfigError, DialbotError
-from dialbot.flows.loader import load_flows
+from dialbot.flows.loader import scheduled_flows
 from dialbot.scheduling.models import FINAL_ITEM_STATES, NightPlan
 from dialbot.scheduling.nights import progress as night_progress
 from dialbot.scheduling.preview import coverage_text, preview_night
@@ -58,7 +58,7 @@ def _previews(ctx: click.Context, schedules: list[Schedule], now: datetime) -> d
     try:
         # a preview is a nicety: a database that is away is not waited for as a night would
         db = open_database(config.database_url, outage_limit_s=PREVIEW_WAIT_S)
-        flows = load_flows(config.paths.probes)
+        flows = scheduled_flows(config.paths.probes)
     except (DialbotError, SQLAlchemyError) as exc:
         log.info("no coverage preview", extra={"reason": str(exc).splitlines()[0]})
         return {}

@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dialbot.carrier import CarrierProfile
 from dialbot.db.evidence import EventRow, events_of_sim
@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 FOLLOW = "follow"
 KINDS = ("sms_in", "sms_out", "balance", "subscriptions")
 _TRIAL = re.compile(r"免费体验|免费试用|首月免费|体验期|试用期")
+# The carrier's order notice (订购提醒, which says 免费体验) may come after the order's run
+# ended: it still tells the order was a trial up to this long (unscaled seconds) after.
+NOTICE_GRACE_S = 120.0
 
 
 @dataclass
@@ -192,6 +195,7 @@ def follow_record(
     rows = events_of_sim(env.db, sim, KINDS, min(ob.created_at for ob in orders))
     rows = [r for r in rows if r.at <= until]
     catalogue = env.catalogue_map()
+    notice_grace = timedelta(seconds=env.scaled(NOTICE_GRACE_S))
     followed = []
     for ob in orders:
         service = catalogue.get((ob.sp_code, ob.service_code))
@@ -206,7 +210,7 @@ def follow_record(
                 service=service,
                 ordered_at=ob.created_at,
                 since=ob.followed_at or start,
-                trial=_trial(rows, ob.created_at, start, env.carrier),
+                trial=_trial(rows, ob.created_at, start + notice_grace, env.carrier),
                 cancel_acked_at=past.cancel_acked_at,
                 evidence=tuple(_order_events(rows, ob)) + past.evidence,
             )

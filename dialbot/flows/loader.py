@@ -316,7 +316,8 @@ def standard_flows() -> dict[str, Flow]:
 
 def keep_flow() -> Flow:
     """The `keep` flow (dialbot/flows/month/keep.yaml): order a monthly service and keep it
-    for the follow-up's horizon. Not standard: a plan that follows orders adds it."""
+    for the follow-up's horizon. Not standard (a sweep never runs it): a schedule that
+    lists it adds it (`scheduled_flows`)."""
     entry = resources.files("dialbot.flows") / "month" / "keep.yaml"
     return parse_flow(entry.read_text(encoding="utf-8"), "dialbot/flows/month/keep.yaml")
 
@@ -334,4 +335,14 @@ def load_flows(folder: Path | None) -> dict[str, Flow]:
                 )
             names[flow.name] = str(path)
             flows[flow.name] = flow
+    return flows
+
+
+def scheduled_flows(folder: Path | None) -> dict[str, Flow]:
+    """The flows a schedule may name: `load_flows` plus the `keep` flow (a schedule lists
+    it to follow monthly services through a renewal; `probes/keep.yaml` overrides it).
+    The planner only plans the flows a schedule names, so having it here plans nothing."""
+    flows = load_flows(folder)
+    if "keep" not in flows:
+        flows["keep"] = keep_flow()
     return flows

@@ -47,7 +47,7 @@ from dialbot.db.models import CleanupObligation, RunState
 from dialbot.db.obligations import pending_for_sim, sims_with_pending
 from dialbot.db.outage import survives_outage
 from dialbot.fleet import Fleet, FleetModem, Lease, NoModemAvailable, SimState
-from dialbot.flows.loader import load_flows
+from dialbot.flows.loader import scheduled_flows
 from dialbot.flows.model import Flow
 from dialbot.flows.runner import RunOutcome, SimRef, service_info
 from dialbot.flows.station import (
@@ -157,7 +157,8 @@ class LocalFleet:
             self._busy.add(job.sim_id)
         try:
             with lease:
-                outcome = self.station.probe(lease, sim, flow, service)
+                outcome = self.station.probe(lease, sim, flow, service,
+                                             follow_days=job.follow_days)  # fmt: skip
         finally:
             with self._lock:
                 self._busy.discard(job.sim_id)
@@ -390,7 +391,7 @@ class LocalFleet:
 
 def local_runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
     """This host's banks (``hardware/``) with the flows of ``probes/`` and the flow runner."""
-    flows = load_flows(config.paths.probes)
+    flows = scheduled_flows(config.paths.probes)
     sink = FleetSink()
     fleet = open_fleet(config, sink, db=db)
     try:

@@ -212,10 +212,15 @@ class Station:
         flow: Flow,
         service: ServiceView | None,
         retry_of: int | None = None,
+        follow_days: float | None = None,
     ) -> RunOutcome:
-        """One flow, run and judged; the watch learns the SIM dealt with the service's SP."""
+        """One flow, run and judged; the watch learns the SIM dealt with the service's SP.
+
+        ``follow_days`` (a schedule's) replaces ``[probe] follow_days`` for the order this
+        probe places (None: the station's)."""
         start = now()
-        outcome = run_flow(self.env, flow, lease, sim, service, retry_of)
+        env = self.env if follow_days is None else replace(self.env, follow_days=follow_days)
+        outcome = run_flow(env, flow, lease, sim, service, retry_of)
         if service is not None:
             self.watch.contact(sim.msisdn, service.sp_code, start, now())
         return outcome

@@ -29,7 +29,12 @@ OutcomeStatus = Literal["done", "failed", "infra_failed"]
 
 @dataclass(frozen=True)
 class ProbeJob:
-    """One planned probe handed to a dispatcher."""
+    """One planned probe handed to a dispatcher.
+
+    ``follow_days`` is the schedule's horizon for the order the probe places (the
+    month after: its obligation's follow_until, and keep_until for a `keep` probe);
+    None leaves it to the probe host's ``[probe] follow_days``.
+    """
 
     item_id: int
     plan_id: int
@@ -38,6 +43,7 @@ class ProbeJob:
     flow: str
     sim_id: int
     attempt: int = 1
+    follow_days: float | None = None
 
 
 @dataclass(frozen=True)

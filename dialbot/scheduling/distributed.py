@@ -33,9 +33,9 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.config import Config
@@ -43,7 +43,7 @@ from dialbot.db.engine import write_session
 from dialbot.db.models import TERMINAL_STATES, CleanupObligation, Run, RunState, Service, Sim
 from dialbot.db.outage import heartbeat_cutoff, survives_outage
 from dialbot.db.types import utcnow
-from dialbot.flows.loader import load_flows
+from dialbot.flows.loader import scheduled_flows
 from dialbot.scheduling.celery_app import (
     CLEANUP_TASK,
     PROBE_TASK,
@@ -254,7 +254,12 @@ class DistributedDispatcher:
                 outcome = ProbeOutcome("infra_failed", False, error=f"SIM {sim_id} on no bank")
             else:
                 dispatch_id = create_dispatch(self.db, job, sim_id, bank, retry_of)
-                self.app.send_task(PROBE_TASK, args=[dispatch_id], queue=queue_name(bank))
+                # the schedule's horizon travels with the message (None: the worker's own)
+                extra: dict[str, Any] = {}
+                if job.follow_days is not None:
+                    extra["kwargs"] = {"follow_days": job.follow_days}
+                self.app.send_task(PROBE_TASK, args=[dispatch_id], queue=queue_name(bank),
+                                   **extra)  # fmt: skip
                 log.info("probe dispatched", extra={"dispatch_id": dispatch_id, "bank": bank,
                                                     "item_id": job.item_id})  # fmt: skip
                 outcome, given_up = self._wait(dispatch_id)
@@ -334,13 +339,23 @@ class DistributedCleanup:
 
     @survives_outage
     def _pending(self, banks: list[str]) -> int:
+        """Obligations the workers still have to discharge: a subscription a `keep` probe
+        keeps until its horizon is not one of them (docs/month-after.md)."""
+        now = utcnow()
         with self.db() as session:
             return int(
                 session.scalar(
                     select(func.count())
                     .select_from(CleanupObligation)
                     .join(Sim, Sim.msisdn == CleanupObligation.sim)
-                    .where(CleanupObligation.discharged_at.is_(None), Sim.bank.in_(banks))
+                    .where(
+                        CleanupObligation.discharged_at.is_(None),
+                        Sim.bank.in_(banks),
+                        or_(
+                            CleanupObligation.keep_until.is_(None),
+                            CleanupObligation.keep_until <= now,
+                        ),
+                    )
                 )
                 or 0
             )
@@ -385,7 +400,7 @@ def runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
     """The controller's runtime: ``--runtime dialbot.scheduling.distributed:runtime``."""
     settings = broker_settings(config)
     app = make_app(settings)
-    billing, seconds = flow_tables(load_flows(config.paths.probes), config.probe.time_scale)
+    billing, seconds = flow_tables(scheduled_flows(config.paths.probes), config.probe.time_scale)
     return Runtime(
         dispatcher=DistributedDispatcher(db, app, settings),
         cleanup=DistributedCleanup(db, app, settings),

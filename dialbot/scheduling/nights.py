@@ -224,10 +224,12 @@ class NightExecutor:
         stop: threading.Event | None = None,
         clock: Clock = utcnow,
         on_item: Progress | None = None,
+        follow_days: float | None = None,
     ) -> None:
         self.db = db
         self.dispatcher = dispatcher
         self.retries = retries
+        self.follow_days = follow_days  # the schedule's horizon, handed to every probe
         self.stop = stop or threading.Event()
         self.clock = clock
         self.on_item = on_item or (lambda _id, _state: None)
@@ -291,7 +293,7 @@ class NightExecutor:
             attempt += 1
             self.on_item(item.id, ItemState.RUNNING.value)
             job = ProbeJob(item.id, item.plan_id, item.service_id, item.sp_code, item.flow,
-                           item.sim_id, attempt)  # fmt: skip
+                           item.sim_id, attempt, self.follow_days)  # fmt: skip
             try:
                 outcome = self.dispatcher.run(job)
             except DatabaseUnavailable:

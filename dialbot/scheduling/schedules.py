@@ -17,6 +17,9 @@ Example (see schedules/nightly.toml)::
     per_sp_concurrency = 2
     retries = 1                 # infrastructure failures before any order was sent
     balance_floor_fen = 500     # SIMs below it are left out tonight (and named)
+    follow_days = 35            # the month after: follow this schedule's orders 35 days
+                                # (default: [probe] follow_days); "keep" in flows keeps a
+                                # monthly subscription that long (docs/month-after.md)
 
     [selection]                 # omit, or all = true, for the whole catalogue
     sp_codes = ["901234"]
@@ -26,6 +29,7 @@ Example (see schedules/nightly.toml)::
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -50,8 +54,10 @@ KEYS = {
     "per_sp_concurrency",
     "retries",
     "balance_floor_fen",
+    "follow_days",
     "selection",
 }
+KEEP_FLOW = "keep"  # keeps a monthly subscription until the follow-up's horizon
 SELECTION_KEYS = {"all", "sp_codes", "billing", "regions"}
 
 
@@ -91,6 +97,9 @@ class Schedule:
     per_sp_concurrency: int = 1
     retries: int = 0
     balance_floor_fen: int = 0
+    # The month after: days to follow the orders this schedule's probes place (and to keep
+    # what its `keep` probes order); None: the probe host's `[probe] follow_days`.
+    follow_days: float | None = None
     source: str = "<schedule>"
 
     def trigger(self) -> CronTrigger:
@@ -212,17 +221,26 @@ def parse_schedule(data: dict[str, Any], file: str) -> Schedule:
     coverage = _text(data, "coverage", file) or "month"
     if coverage not in PERIODS:
         raise ConfigError(file, "coverage", f"must be one of {', '.join(PERIODS)}")
+    flows = _names(data, "flows", file, required=True)
+    follow_days = _days(data, "follow_days", file)
+    if follow_days == 0 and KEEP_FLOW in flows:
+        raise ConfigError(
+            file,
+            "follow_days",
+            'must be above 0 when flows lists "keep" (it keeps an order until this horizon)',
+        )
     return Schedule(
         name=name,
         cron=cron,
         timezone=tz,
         window_end=_clock(data, "window_end", file),
-        flows=_names(data, "flows", file, required=True),
+        flows=flows,
         coverage=coverage,
         selection=_selection(data.get("selection", {}), file),
         per_sp_concurrency=_int(data, "per_sp_concurrency", file, default=1, minimum=1),
         retries=_int(data, "retries", file, default=0, minimum=0),
         balance_floor_fen=_int(data, "balance_floor_fen", file, default=0, minimum=0),
+        follow_days=follow_days,
         source=file,
     )
 
@@ -264,6 +282,18 @@ def _int(data: dict[str, Any], key: str, file: str, *, default: int, minimum: in
     if value < minimum:
         raise ConfigError(file, key, f"must be at least {minimum}")
     return value
+
+
+def _days(data: dict[str, Any], key: str, file: str) -> float | None:
+    """A number of days, 0 or more (fractions allowed); None when the key is absent."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(file, key, f"must be a number of days, not {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(file, key, f"must be a number of days of 0 or more, not {value!r}")
+    return float(value)
 
 
 def _names(

@@ -7,7 +7,10 @@ Like a sweep, a night checks its SIMs' hygiene (subscription list and
 balance) before their first probe and after their last: a SIM found
 subscribed to something nobody ordered is reported (a critical finding,
 which the daemon's alerts pick up) and cleaned, and a probe's balance deltas
-start from a clean, known SIM.
+start from a clean, known SIM. The first check also takes every SIM with an
+order still to follow (the month after, docs/month-after.md), in the plan or
+not: one that keeps a subscription owes its cleanup and sits the night out,
+and this look is what sees its renewal.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db.obligations import sims_with_pending
+from dialbot.db.obligations import sims_following, sims_with_pending
 from dialbot.db.outage import survives_outage
 from dialbot.db.types import utcnow
 from dialbot.mask import mask_msisdn
 from dialbot.scheduling.dispatch import Runtime
-from dialbot.scheduling.inputs import last_sp_by_sim, load_services
+from dialbot.scheduling.inputs import last_sp_by_sim, load_services, sim_ids
+from dialbot.scheduling.keeping import keep_last
 from dialbot.scheduling.models import ItemState, NightPlan, NightState, PlanItemRow
 from dialbot.scheduling.nights import (
     NightExecutor,
@@ -78,6 +82,14 @@ def night_sims(db: sessionmaker[Session], plan_id: int, pending_only: bool = Fal
         return sorted(session.scalars(query))
 
 
+def following_sims(db: sessionmaker[Session]) -> list[int]:
+    """SIMs with an order still to follow (the month after). Looked at by the night's first
+    hygiene check even when they are not in its plan: a SIM that keeps a subscription
+    owes its cleanup, so it sits the night out, and only this look sees its renewal."""
+    ids = sim_ids(db)
+    return sorted(ids[m] for m in sims_following(db) if m in ids)
+
+
 def check_hygiene(runtime: Runtime, sim_ids: list[int], when: str) -> int:
     """The runtime's hygiene check of these SIMs; returns its findings."""
     if not sim_ids:
@@ -112,6 +124,7 @@ def build_plan(
         balance_floor_fen=schedule.balance_floor_fen,
     )
     plan = plan_night(load_services(db, schedule, start), sims, spec)
+    plan = keep_last(plan, {s.sim_id: s.last_sp for s in sims})
     held = [mask_msisdn(s.msisdn) for s in ready if s.msisdn in owing]
     if held:
         plan.notes.insert(0, f"SIMs still owing a cleanup, not used tonight: {', '.join(held)}")
@@ -160,9 +173,10 @@ def run_night(
     stopped = stop if stop is not None else threading.Event()
     found = 0
     if not stopped.is_set():  # a SIM whose check fails is out of service: its lane is skipped
-        found += check_hygiene(runtime, night_sims(db, night.id, pending_only=True), "start")
+        first = set(night_sims(db, night.id, pending_only=True)) | set(following_sims(db))
+        found += check_hygiene(runtime, sorted(first), "start")
     executor = NightExecutor(db, runtime.dispatcher, retries=schedule.retries, stop=stopped,
-                             on_item=on_item)  # fmt: skip
+                             on_item=on_item, follow_days=schedule.follow_days)  # fmt: skip
     counts = executor.run(night.id)
     finished = not (counts.get("pending") or counts.get("running"))
     if not stopped.is_set():  # stopped: the night resumes later and ends with this check then

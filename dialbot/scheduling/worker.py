@@ -146,15 +146,18 @@ class BankWorker:
 
     # -- the tasks -----------------------------------------------------------------------
 
-    def run_dispatch(self, dispatch_id: int) -> str:
-        """The probe task: claim, run with the local runtime, store the outcome."""
+    def run_dispatch(self, dispatch_id: int, follow_days: float | None = None) -> str:
+        """The probe task: claim, run with the local runtime, store the outcome.
+
+        ``follow_days``: the controller's schedule's horizon for the probe's order (None:
+        this host's ``[probe] follow_days``)."""
         row = claim(self.db, dispatch_id, self.worker_id)
         if row is None:
             log.info("dispatch not queued any more: not run again",
                      extra={"dispatch_id": dispatch_id})  # fmt: skip
             return "skipped"
         job = ProbeJob(row.item_id or 0, row.plan_id or 0, row.service_id, row.sp_code,
-                       row.flow, row.sim_id, row.attempt)  # fmt: skip
+                       row.flow, row.sim_id, row.attempt, follow_days)  # fmt: skip
         try:
             outcome = self.runtime.dispatcher.run(job)
         except DatabaseUnavailable:
@@ -178,8 +181,9 @@ def register_tasks(app: Celery, worker: BankWorker) -> None:
     """Bind the probe and cleanup tasks of ``app`` to this worker."""
 
     @app.task(name=PROBE_TASK, acks_late=True)
-    def probe(dispatch_id: int) -> str:
-        return worker.run_dispatch(int(dispatch_id))
+    def probe(dispatch_id: int, follow_days: float | None = None) -> str:
+        days = None if follow_days is None else float(follow_days)
+        return worker.run_dispatch(int(dispatch_id), days)
 
     @app.task(name=CLEANUP_TASK, acks_late=True)
     def cleanup() -> int:

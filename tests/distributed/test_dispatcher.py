@@ -20,10 +20,19 @@ from dialbot.db.engine import write_session
 from dialbot.db.models import Service, Sp
 from dialbot.db.obligations import create_obligation
 from dialbot.db.runs import upsert_sim
-from dialbot.scheduling.celery_app import BrokerSettings, queue_name
-from dialbot.scheduling.dispatch import ProbeJob, ProbeOutcome
-from dialbot.scheduling.distributed import DistributedDispatcher, claim, finish, get_dispatch
+from dialbot.db.types import utcnow
+from dialbot.scheduling.celery_app import PROBE_TASK, BrokerSettings, queue_name
+from dialbot.scheduling.dispatch import NoCleanupNeeded, ProbeJob, ProbeOutcome, Runtime
+from dialbot.scheduling.distributed import (
+    DistributedCleanup,
+    DistributedDispatcher,
+    claim,
+    create_dispatch,
+    finish,
+    get_dispatch,
+)
 from dialbot.scheduling.hosts import beat, fleet_status_rows, register_worker
+from dialbot.scheduling.worker import BankWorker, register_tasks
 
 SETTINGS = BrokerSettings(url="memory://", heartbeat_s=0.1, stale_after_s=0.6,
                           claim_timeout_s=1.0)  # fmt: skip
@@ -127,3 +136,71 @@ def test_a_bank_nobody_serves_is_given_up(session_factory: sessionmaker[Session]
     states = {get_dispatch(db, d).state for d, _ in app.sent}
     assert states == {"expired"}
     assert queue_name("B") in {q for _, q in app.sent}
+
+
+def test_the_schedules_horizon_travels_with_the_probe_and_a_kept_order_is_not_waited_for(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """The probe's message carries the schedule's follow_days (the worker hands it to the
+    probe); the night's cleanup waits for every bank's obligations but the subscriptions
+    `keep` probes keep until their horizon (those sit the night out instead)."""
+    db = session_factory
+    service_id, sims, workers = setup(db)
+    sent: list[dict[str, Any]] = []
+
+    class KwargsApp:
+        def send_task(self, name: str, args: list[int], queue: str, **extra: Any) -> None:
+            sent.append(extra)
+            assert claim(db, args[0], workers["A"]) is not None
+            finish(db, args[0], workers["A"], ProbeOutcome("done", ordered=True))
+
+    dispatcher = DistributedDispatcher(db, KwargsApp(), SETTINGS, poll_s=0.05)
+    job = ProbeJob(1, 1, service_id, "920001", "keep", sims["A"], follow_days=35.0)
+    assert dispatcher.run(job).status == "done"
+    dispatcher.run(ProbeJob(2, 1, service_id, "920001", "decline", sims["A"]))
+    assert sent == [{"kwargs": {"follow_days": 35.0}}, {}]
+
+    class IdleApp:  # the workers' cleanup tasks do nothing: what is left is counted
+        def send_task(self, name: str, queue: str, **extra: Any) -> None:
+            pass
+
+    later = utcnow() + timedelta(days=35)
+    create_obligation(db, sim="13900000001", sp_code="920001", service_code="S1",
+                      access_number="10660001", cancel_cmd="TD", follow_until=later,
+                      keep_until=later)  # fmt: skip
+    cleanup = DistributedCleanup(db, IdleApp(), SETTINGS, poll_s=0.05)
+    beat(db, workers["A"], "A")  # bank A is live: its obligations are waited for
+    assert cleanup.discharge_pending() == 0, "a kept order is not waited for"
+    create_obligation(db, sim="13900000001", sp_code="920001", service_code="S1",
+                      access_number="10660001", cancel_cmd="TD")  # fmt: skip
+    beat(db, workers["A"], "A")
+    assert cleanup.discharge_pending() == 1, "an order to cancel is"
+
+
+def test_the_worker_hands_the_horizon_to_its_probe(session_factory: sessionmaker[Session]) -> None:
+    """The probe task's follow_days reaches the local runtime's job (None: not given)."""
+    db = session_factory
+    service_id, sims, workers = setup(db)
+    jobs: list[ProbeJob] = []
+
+    class Recorder:
+        def run(self, job: ProbeJob) -> ProbeOutcome:
+            jobs.append(job)
+            return ProbeOutcome("done", ordered=True)
+
+    runtime = Runtime(dispatcher=Recorder(), cleanup=NoCleanupNeeded(), fleet=None,  # type: ignore[arg-type]
+                      flow_billing={}, flow_seconds={})  # fmt: skip
+    worker = BankWorker(db, runtime, "A", "north", 1, SETTINGS, worker_id=workers["A"])
+    tasks: dict[str, Any] = {}
+
+    class TaskApp:
+        def task(self, name: str, acks_late: bool) -> Any:
+            return lambda fn: tasks.setdefault(name, fn)
+
+    register_tasks(TaskApp(), worker)
+    for days in (35, None):
+        job = ProbeJob(1, 1, service_id, "920001", "keep", sims["A"])
+        dispatch_id = create_dispatch(db, job, sims["A"], "A", None)
+        extra = {} if days is None else {"follow_days": days}
+        assert tasks[PROBE_TASK](dispatch_id, **extra) == "done"
+    assert [j.follow_days for j in jobs] == [35.0, None]

@@ -68,6 +68,11 @@ def test_defaults_and_window_across_midnight(tmp_path: Path) -> None:
         (GOOD + '[selection]\nall = true\nsp_codes = ["1"]', "selection.all", "cannot"),
         (GOOD + "[selection]\nsp_codes = [1]", "selection.sp_codes", "list"),
         ("name = [", "", "not valid TOML"),
+        (GOOD + 'follow_days = "35"', "follow_days", "number of days"),
+        (GOOD + "follow_days = true", "follow_days", "number of days"),
+        (GOOD + "follow_days = -1", "follow_days", "0 or more"),
+        (GOOD + "follow_days = nan", "follow_days", "0 or more"),
+        (GOOD.replace('["decline"]', '["keep"]') + "follow_days = 0", "follow_days", '"keep"'),
     ],
 )
 def test_bad_schedule_names_file_key_reason(
@@ -113,3 +118,14 @@ def test_periods_in_carrier_zone(coverage: str, first: datetime, after: datetime
     # 17:00 UTC on the 13th is already the 14th in Beijing
     at = datetime(2026, 2, 13, 17, 0, tzinfo=ZoneInfo("UTC"))
     assert period_bounds(coverage, at, SH) == (first, after)
+
+
+def test_follow_days_is_the_schedules_horizon(tmp_path: Path) -> None:
+    """Absent: None (the probe host's [probe] follow_days); days may be fractions; 0 is
+    allowed (follow nothing) unless the schedule keeps subscriptions."""
+    assert load_schedule(write(tmp_path, GOOD)).follow_days is None
+    keep = GOOD.replace('["decline"]', '["decline", "keep"]')
+    assert load_schedule(write(tmp_path, keep + "follow_days = 35")).follow_days == 35.0
+    assert load_schedule(write(tmp_path, keep + "follow_days = 0.5")).follow_days == 0.5
+    assert load_schedule(write(tmp_path, keep)).follow_days is None
+    assert load_schedule(write(tmp_path, GOOD + "follow_days = 0")).follow_days == 0.0
