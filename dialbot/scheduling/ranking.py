@@ -1,0 +1,284 @@
+"""Tonight's candidate (service, flow) pairs, ranked only as far as the night looks.
+
+A catalogue of 100,000 services has some 200,000 pairs, but a night places
+about 13,000 probes: making, ranking and queueing a tuple for every pair,
+then one big sort, was most of a plan's time. So one pass over the services
+counts the pairs (the plan's figures stay exact) and files only references
+to the candidates (due and risky pairs), per kind and per placement queue
+(SP, region). A queue's candidates are ranked and made when the placement
+reaches them: its head at the start, the next ones when its head is taken
+or a lane scans past what is ranked (`RankedPairs.fill`).
+
+The order is the planner's (see planner.py): never-probed pairs first
+(riskiest, then by service and flow), then the pairs last probed before the
+period (longest-unprobed first), then the covered pairs worth a second look
+(riskiest, then longest-unprobed); ties keep the input order. A rank is the
+pair's whole sort key, so ranks of queues ranked separately still compare
+as one sorted list would. Pure, like the planner.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from dialbot.flows.channels import channel_flows
+
+if TYPE_CHECKING:
+    from dialbot.scheduling.planner import NightSpec, ServiceInfo
+
+TIER_DUE, TIER_RISK, TIER_AHEAD, TIER_ROTATION = 0, 1, 2, 3
+
+# A (service, flow) pair in the queues: (rank, tier, service, flow, estimated seconds).
+# A plain tuple, not a dataclass: the planner makes thousands of them a night. The
+# rank is the pair's sort key (kind first; smaller is more urgent), unique.
+Rank = tuple[Any, ...]
+_Candidate = tuple[Rank, int, "ServiceInfo", str, float]
+RANK: Final = 0
+TIER: Final = 1
+SERVICE: Final = 2
+FLOW: Final = 3
+DURATION: Final = 4
+
+QueueKey = tuple[str, "str | None"]  # (SP, region): the placement queues pairs per key
+Queues = dict[QueueKey, deque[_Candidate]]
+Heads = list[tuple[Rank, QueueKey]]
+
+NEVER, OLD, RISKY, FILLER = 0, 1, 2, 3  # kinds, in rank order (fillers: see planner)
+
+
+def _risk(service: ServiceInfo) -> float:
+    """Why a service deserves a look beyond coverage (0: no reason)."""
+    score = 3.0 * min(service.recent_findings, 10)
+    last = service.last_probed
+    if last is None:
+        score += 5.0
+    elif service.changed_at is not None and service.changed_at > last:
+        score += 4.0
+    return score
+
+
+class _Kind:
+    """The candidates of one kind, in input order, as parallel lists of references
+    (no tuple per pair: most are never ranked). ``lead`` holds the first element of
+    the kind's sort key (risk, or when last probed); ``second`` gives the second
+    where the lead has few values (risk), so that a run of ties stays short."""
+
+    __slots__ = ("services", "flows", "lead", "second")
+
+    def __init__(self) -> None:
+        self.services: list[ServiceInfo] = []
+        self.flows: list[str] = []
+        self.lead: list[Any] = []
+        self.second: Callable[[int], Any] | None = None
+
+    def sort(self, indexes: list[int]) -> list[int]:
+        """``indexes`` by (lead, second), ties in input order (stable sorts)."""
+        if self.second is not None:
+            indexes = sorted(indexes, key=self.second)
+        return sorted(indexes, key=self.lead.__getitem__)
+
+    def run_end(self, order: list[int], at: int) -> int:
+        """Where the run of pairs with the same (lead, second) as ``order[at]`` ends."""
+        lead, second = self.lead, self.second
+        first = lead[order[at]]
+        stop = at + 1
+        if second is None:
+            while stop < len(order) and lead[order[stop]] == first:
+                stop += 1
+        else:
+            then = second(order[at])
+            while stop < len(order) and lead[order[stop]] == first and second(order[stop]) == then:
+                stop += 1
+        return stop
+
+
+class _Source:
+    """The candidates of one queue not ranked yet: per kind, indexes into the kind's
+    lists (in input order); the kind being ranked is sorted by lead on first use."""
+
+    __slots__ = ("kinds", "kind", "order", "at", "left")
+
+    def __init__(self) -> None:
+        self.kinds: list[list[int]] = [[], [], []]
+        self.kind = -1  # none opened yet
+        self.order: list[int] = []  # the current kind's indexes in order
+        self.at = 0
+        self.left = 0
+
+
+class RankedPairs:
+    """The applicable pairs of a selection: exact counts at once, ranked candidates
+    per queue on demand."""
+
+    def __init__(
+        self,
+        services: Iterable[ServiceInfo],
+        by_billing: Mapping[str, list[str]],
+        spec: NightSpec,
+        flow_key: Callable[[str, str], str],
+    ) -> None:
+        self.seconds: dict[str, float] = {}  # estimated seconds per applicable flow
+        self._spec = spec
+        self._by_billing = by_billing
+        self._flow_key = flow_key
+        self._flows: dict[tuple[str, str], list[str]] = {}  # (channel, billing) -> flows
+        self._kinds = (_Kind(), _Kind(), _Kind())  # NEVER, OLD, RISKY
+        never, _, risky = self._kinds
+        never.second = lambda index: never.services[index].service_id
+        risky.second = lambda index: risky.services[index].flow_probed[risky.flows[index]]
+        self._sources: dict[QueueKey, _Source] = {}
+        self._covered_services: list[ServiceInfo] = []
+        self._covered_flows: list[str] = []
+        self._covered_when: list[datetime] = []
+        self.no_flow = self._count(services, spec.period_start)
+        counts = [len(kind.services) for kind in self._kinds]
+        self.due = counts[NEVER] + counts[OLD]
+        self.total = self.due + counts[RISKY]  # the candidates: due and risky pairs
+        self.covered = counts[RISKY] + len(self._covered_services)  # probed this period
+        self.ranked = 0  # candidates ranked so far (the rest the night never looked at)
+
+    def flows_of(self, service: ServiceInfo) -> list[str]:
+        """The service's applicable flows as its channel runs them (an MMS service's
+        content flow fetches MMS), computed once per (channel, billing): services
+        share few."""
+        channel, billing = service.channel, service.billing
+        flows = self._flows.get((channel, billing))
+        if flows is None:
+            scheduled = self._by_billing.get(self._flow_key(channel, billing))
+            flows = channel_flows(scheduled, channel, billing) if scheduled else []
+            self._flows[(channel, billing)] = flows
+            for flow in flows:
+                self.seconds.setdefault(flow, float(self._spec.flow_seconds.get(flow, 0.0)))
+        return flows
+
+    def _count(self, services: Iterable[ServiceInfo], period_start: datetime) -> int:
+        """One pass: file each candidate under its kind and its queue (references and
+        indexes only), each covered pair for the fillers; says how many services no
+        scheduled flow probes."""
+        known = self._flows.get
+        never, old, risky = self._kinds
+        never_s, never_f, never_l = never.services.append, never.flows.append, never.lead.append
+        old_s, old_f, old_l = old.services.append, old.flows.append, old.lead.append
+        risky_s, risky_f, risky_l = risky.services.append, risky.flows.append, risky.lead.append
+        cov_s = self._covered_services.append
+        cov_f = self._covered_flows.append
+        cov_w = self._covered_when.append
+        sources = self._sources
+        counts = [0, 0, 0]  # per kind: candidates filed so far
+        no_flow = 0
+        for service in services:
+            flows = known((service.channel, service.billing))
+            if flows is None:
+                flows = self.flows_of(service)
+            if not flows:
+                no_flow += 1
+                continue
+            probed = service.flow_probed
+            risk: float | None = None  # computed when first needed
+            source: _Source | None = None
+            for flow in flows:
+                when = probed.get(flow)
+                if when is None:
+                    kind = NEVER
+                    if risk is None:
+                        risk = -_risk(service)
+                    never_s(service)
+                    never_f(flow)
+                    never_l(risk)
+                elif when < period_start:
+                    kind = OLD
+                    old_s(service)
+                    old_f(flow)
+                    old_l(when)
+                else:
+                    if risk is None:
+                        risk = -_risk(service)
+                    if not risk:
+                        cov_s(service)
+                        cov_f(flow)
+                        cov_w(when)
+                        continue
+                    kind = RISKY
+                    risky_s(service)
+                    risky_f(flow)
+                    risky_l(risk)
+                if source is None:
+                    key = (service.sp_code, service.region)
+                    source = sources.get(key)
+                    if source is None:
+                        source = sources[key] = _Source()
+                source.kinds[kind].append(counts[kind])
+                counts[kind] += 1
+                source.left += 1
+        return no_flow
+
+    def shortest(self) -> float:
+        """The shortest estimated duration among the candidates (0.0 if none)."""
+        flows: set[str] = set()
+        for kind in self._kinds:
+            flows.update(kind.flows)
+        return min((self.seconds[flow] for flow in flows), default=0.0)
+
+    def covered_pairs(self) -> list[tuple[ServiceInfo, str]]:
+        """The covered pairs that are no candidates, longest-unprobed first (ties in
+        input order)."""
+        when = self._covered_when
+        order = sorted(range(len(when)), key=when.__getitem__)
+        services, flows = self._covered_services, self._covered_flows
+        return [(services[i], flows[i]) for i in order]
+
+    def start(self, queues: Queues, heads: Heads) -> None:
+        """Make every queue with candidates, its head ranked and in ``heads``."""
+        for key in self._sources:
+            queue: deque[_Candidate] = deque()
+            queues[key] = queue
+            if self.fill(key, queue):
+                heads.append((queue[0][RANK], key))
+        heapq.heapify(heads)
+
+    def fill(self, key: QueueKey, queue: deque[_Candidate]) -> bool:
+        """Append the queue's next candidates in rank order: the next one and those of
+        the same kind and lead (ranked together, so ties are never split). False if
+        the queue has none left."""
+        source = self._sources[key]
+        if not source.left:
+            return False
+        while source.at >= len(source.order):  # the current kind is done: the next
+            source.kind += 1
+            indexes = source.kinds[source.kind]
+            source.kinds[source.kind] = []
+            source.order = self._kinds[source.kind].sort(indexes)
+            source.at = 0
+        kind, order, at = source.kind, source.order, source.at
+        stop = self._kinds[kind].run_end(order, at)
+        run = sorted(self._rank(kind, index) for index in order[at:stop])
+        source.at = stop
+        source.left -= stop - at
+        self.ranked += stop - at
+        services, flows = self._kinds[kind].services, self._kinds[kind].flows
+        tier = TIER_RISK if kind == RISKY else TIER_DUE
+        seconds = self.seconds
+        for rank in run:
+            index = rank[-1]
+            flow = flows[index]
+            queue.append((rank, tier, services[index], flow, seconds[flow]))
+        return True
+
+    def _rank(self, kind: int, index: int) -> Rank:
+        """The pair's whole sort key, ending with its index (input order) so it is
+        unique: never (risk, service, flow), old (when, risk, service, flow), risky
+        (risk, when, service, flow); the flow by its place among the service's."""
+        source = self._kinds[kind]
+        service = source.services[index]
+        flow = source.flows[index]
+        place = self.flows_of(service).index(flow)
+        lead = source.lead[index]
+        if kind == NEVER:
+            return (NEVER, lead, service.service_id, place, index)
+        if kind == OLD:
+            return (OLD, lead, -_risk(service), service.service_id, place, index)
+        return (RISKY, lead, service.flow_probed[flow], service.service_id, place, index)
