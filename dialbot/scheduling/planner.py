@@ -57,12 +57,13 @@ from dialbot.scheduling.ranking import (
     TIER_DUE,
     TIER_RISK,
     TIER_ROTATION,
+    Head,
     Heads,
     QueueKey,
     Queues,
-    Rank,
     RankedPairs,
     _Candidate,
+    head,
 )
 
 # How many queue heads a free lane looks at before it waits for the next
@@ -383,33 +384,34 @@ def _choose(
     on this SIM tonight) is passed for the next one of the same queue. Also says
     whether a candidate was passed over only because of rotation.
     """
-    passed: list[tuple[Rank, QueueKey]] = []
+    passed: list[Head] = []
     chosen: _Candidate | None = None
     rotation_blocked = False
     region = lane.sim.region
     last_sp = lane.last_sp
     pop = heapq.heappop
     while heads and len(passed) < SCAN_LIMIT:
-        rank, key = pop(heads)
+        entry = pop(heads)
+        key = entry[2]
         sp, queue_region = key
         if (queue_region is not None and region is not None and region != queue_region) or (
             _active(running.get(sp), now) >= limit
         ):  # the whole queue waits
-            passed.append((rank, key))
+            passed.append(entry)
             continue
         if sp == last_sp and rotation_blocked:  # the queue could add nothing
-            passed.append((rank, key))
+            passed.append(entry)
             continue
         queue = queues[key]
-        at = _first_fit(queue, lane, now, window, partial(pairs.fill, key, queue))
+        at = _first_fit(queue, lane, now, window, pairs, key)
         if at is None or sp == last_sp:
             rotation_blocked = rotation_blocked or at is not None
-            passed.append((rank, key))
+            passed.append(entry)
             continue
         chosen = queue[at]
         del queue[at]
         if queue or pairs.fill(key, queue):
-            heapq.heappush(heads, (queue[0][RANK], key))
+            heapq.heappush(heads, head(queue, key))
         break
     for entry in passed:
         heapq.heappush(heads, entry)
@@ -417,13 +419,18 @@ def _choose(
 
 
 def _first_fit(
-    queue: deque[_Candidate], lane: _Lane, now: float, window: float, more: Callable[[], bool]
+    queue: deque[_Candidate],
+    lane: _Lane,
+    now: float,
+    window: float,
+    pairs: RankedPairs,
+    key: QueueKey,
 ) -> int | None:
     """Index of the first of a queue's first SCAN_LIMIT candidates this lane may start at
     ``now`` as far as the candidate alone decides (its service, its SIM, its duration);
     the queue's SP and region are checked by the caller, once for the whole queue; a
-    WAP or MMS probe needs a SIM whose modem browses. ``more`` ranks the queue's next
-    candidates when the scan reaches its ranked end (False: it has no more)."""
+    WAP or MMS probe needs a SIM whose modem browses. The queue's next candidates are
+    ranked when the scan reaches its ranked end."""
     sim_id = lane.sim.sim_id
     done = lane.services
     data = lane.sim.data
@@ -440,7 +447,7 @@ def _first_fit(
             else:
                 return index
             index += 1
-        if index >= SCAN_LIMIT or not more():
+        if index >= SCAN_LIMIT or not pairs.fill(key, queue):
             return None
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from dialbot.flows.channels import channel_flows
@@ -45,7 +45,8 @@ DURATION: Final = 4
 
 QueueKey = tuple[str, "str | None"]  # (SP, region): the placement queues pairs per key
 Queues = dict[QueueKey, deque[_Candidate]]
-Heads = list[tuple[Rank, QueueKey]]
+Head = tuple[float, Rank, QueueKey]  # (the rank's leading number, rank, queue)
+Heads = list[Head]
 
 NEVER, OLD, RISKY, FILLER = 0, 1, 2, 3  # kinds, in rank order (fillers: see planner)
 
@@ -97,17 +98,18 @@ class _Kind:
 
 
 class _Source:
-    """The candidates of one queue not ranked yet: per kind, indexes into the kind's
-    lists (in input order); the kind being ranked is sorted by lead on first use."""
+    """The candidates of one queue not ranked yet. ``codes`` files them in input
+    order as ``index << 2 | kind`` (one list per queue, one int per pair); the kind
+    being ranked is split off and sorted when the queue reaches it."""
 
-    __slots__ = ("kinds", "kind", "order", "at", "left")
+    __slots__ = ("codes", "kind", "order", "at", "left")
 
-    def __init__(self) -> None:
-        self.kinds: list[list[int]] = [[], [], []]
+    def __init__(self, codes: list[int]) -> None:
+        self.codes = codes
         self.kind = -1  # none opened yet
-        self.order: list[int] = []  # the current kind's indexes in order
+        self.order: list[int] = []  # the current kind's indexes in rank order of lead
         self.at = 0
-        self.left = 0
+        self.left = len(codes)
 
 
 class RankedPairs:
@@ -130,10 +132,11 @@ class RankedPairs:
         never, _, risky = self._kinds
         never.second = lambda index: never.services[index].service_id
         risky.second = lambda index: risky.services[index].flow_probed[risky.flows[index]]
-        self._sources: dict[QueueKey, _Source] = {}
+        self._sources: dict[QueueKey, _Source] = {}  # per queue: what is not ranked yet
         self._covered_services: list[ServiceInfo] = []
         self._covered_flows: list[str] = []
         self._covered_when: list[datetime] = []
+        self._epoch = _NAIVE_EPOCH if spec.period_start.utcoffset() is None else _EPOCH
         self.no_flow = self._count(services, spec.period_start)
         counts = [len(kind.services) for kind in self._kinds]
         self.due = counts[NEVER] + counts[OLD]
@@ -167,8 +170,8 @@ class RankedPairs:
         cov_s = self._covered_services.append
         cov_f = self._covered_flows.append
         cov_w = self._covered_when.append
-        sources = self._sources
-        counts = [0, 0, 0]  # per kind: candidates filed so far
+        pending: dict[QueueKey, list[int]] = {}
+        never_n = old_n = risky_n = 0  # candidates filed so far, per kind
         no_flow = 0
         for service in services:
             flows = known((service.channel, service.billing))
@@ -179,21 +182,23 @@ class RankedPairs:
                 continue
             probed = service.flow_probed
             risk: float | None = None  # computed when first needed
-            source: _Source | None = None
+            codes: list[int] | None = None
             for flow in flows:
                 when = probed.get(flow)
                 if when is None:
-                    kind = NEVER
                     if risk is None:
                         risk = -_risk(service)
                     never_s(service)
                     never_f(flow)
                     never_l(risk)
+                    code = never_n << 2  # | NEVER
+                    never_n += 1
                 elif when < period_start:
-                    kind = OLD
                     old_s(service)
                     old_f(flow)
                     old_l(when)
+                    code = old_n << 2 | OLD
+                    old_n += 1
                 else:
                     if risk is None:
                         risk = -_risk(service)
@@ -202,18 +207,18 @@ class RankedPairs:
                         cov_f(flow)
                         cov_w(when)
                         continue
-                    kind = RISKY
                     risky_s(service)
                     risky_f(flow)
                     risky_l(risk)
-                if source is None:
+                    code = risky_n << 2 | RISKY
+                    risky_n += 1
+                if codes is None:
                     key = (service.sp_code, service.region)
-                    source = sources.get(key)
-                    if source is None:
-                        source = sources[key] = _Source()
-                source.kinds[kind].append(counts[kind])
-                counts[kind] += 1
-                source.left += 1
+                    codes = pending.get(key)
+                    if codes is None:
+                        codes = pending[key] = []
+                codes.append(code)
+        self._sources = {key: _Source(codes) for key, codes in pending.items()}
         return no_flow
 
     def shortest(self) -> float:
@@ -237,7 +242,7 @@ class RankedPairs:
             queue: deque[_Candidate] = deque()
             queues[key] = queue
             if self.fill(key, queue):
-                heads.append((queue[0][RANK], key))
+                heads.append(head(queue, key))
         heapq.heapify(heads)
 
     def fill(self, key: QueueKey, queue: deque[_Candidate]) -> bool:
@@ -247,38 +252,75 @@ class RankedPairs:
         source = self._sources[key]
         if not source.left:
             return False
-        while source.at >= len(source.order):  # the current kind is done: the next
-            source.kind += 1
-            indexes = source.kinds[source.kind]
-            source.kinds[source.kind] = []
-            source.order = self._kinds[source.kind].sort(indexes)
-            source.at = 0
+        if source.at >= len(source.order):
+            self._open(source)
         kind, order, at = source.kind, source.order, source.at
-        stop = self._kinds[kind].run_end(order, at)
-        run = sorted(self._rank(kind, index) for index in order[at:stop])
+        pairs = self._kinds[kind]
+        lead = pairs.lead
+        stop = at + 1
+        if stop < len(order) and lead[order[stop]] == lead[order[at]]:
+            stop = pairs.run_end(order, at)
         source.at = stop
         source.left -= stop - at
         self.ranked += stop - at
-        services, flows = self._kinds[kind].services, self._kinds[kind].flows
+        if not source.left:
+            source.codes = []
+        services, flows, seconds = pairs.services, pairs.flows, self.seconds
         tier = TIER_RISK if kind == RISKY else TIER_DUE
-        seconds = self.seconds
-        for rank in run:
+        if stop == at + 1:  # the usual run: one pair
+            index = order[at]
+            flow = flows[index]
+            queue.append((self._rank(kind, index), tier, services[index], flow, seconds[flow]))
+            return True
+        for rank in sorted(self._rank(kind, index) for index in order[at:stop]):
             index = rank[-1]
             flow = flows[index]
             queue.append((rank, tier, services[index], flow, seconds[flow]))
         return True
 
+    def _open(self, source: _Source) -> None:
+        """Move the queue on to its next kind with candidates, sorted by lead."""
+        while source.at >= len(source.order):
+            source.kind += 1
+            kind = source.kind
+            indexes = [code >> 2 for code in source.codes if code & 3 == kind]
+            source.order = self._kinds[kind].sort(indexes)
+            source.at = 0
+
     def _rank(self, kind: int, index: int) -> Rank:
         """The pair's whole sort key, ending with its index (input order) so it is
         unique: never (risk, service, flow), old (when, risk, service, flow), risky
-        (risk, when, service, flow); the flow by its place among the service's."""
-        source = self._kinds[kind]
-        service = source.services[index]
-        flow = source.flows[index]
-        place = self.flows_of(service).index(flow)
-        lead = source.lead[index]
+        (risk, when, service, flow); the flow by its place among the service's.
+
+        It starts with a number that orders pairs as their keys do or ties them
+        (risk, or time as seconds, shifted per kind), so that most comparisons, in
+        the heap of queue heads above all, are of two floats."""
+        pairs = self._kinds[kind]
+        service = pairs.services[index]
+        flow = pairs.flows[index]
+        place = self._flows[(service.channel, service.billing)].index(flow)
+        lead = pairs.lead[index]
         if kind == NEVER:
-            return (NEVER, lead, service.service_id, place, index)
+            return (lead - _KIND_STEP, NEVER, lead, service.service_id, place, index)
         if kind == OLD:
-            return (OLD, lead, -_risk(service), service.service_id, place, index)
-        return (RISKY, lead, service.flow_probed[flow], service.service_id, place, index)
+            seconds = (lead - self._epoch).total_seconds()
+            return (seconds, OLD, lead, -_risk(service), service.service_id, place, index)
+        when = service.flow_probed[flow]
+        return (lead + _KIND_STEP, RISKY, lead, when, service.service_id, place, index)
+
+
+def head(queue: deque[_Candidate], key: QueueKey) -> Head:
+    """The heads entry of a queue: its first candidate's rank, led by that rank's
+    number (two floats compare faster than two ranks)."""
+    rank = queue[0][RANK]
+    return (rank[0], rank, key)
+
+
+# Risks lie in [-35, 0] and probe times (as seconds since 1970) well inside ±1e10,
+# so risk - 1e11 < any time < risk + 1e11 keeps the kinds in order.
+_KIND_STEP: Final = 1e11
+# Seconds since 1970 order as times do, never against them (timedelta to float is
+# monotonic). Naive times (all or none are: they are compared with the period's
+# start) count from a naive epoch, not by a local clock whose DST gaps reorder them.
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH: Final = datetime(1970, 1, 1)
