@@ -59,7 +59,7 @@ from dialbot.scheduling.ranking import (
     TIER_ROTATION,
     Head,
     Heads,
-    QueueKey,
+    Queue,
     Queues,
     RankedPairs,
     _Candidate,
@@ -310,9 +310,7 @@ def _place(
     window = spec.window_s
     limit = spec.per_sp_concurrency
     shortest = pairs.shortest()
-    queues: Queues = {}
-    heads: Heads = []
-    pairs.start(queues, heads)
+    queues, heads = pairs.start()
     free: list[tuple[float, int]] = [(0.0, i) for i in range(len(lanes))]
     running: dict[str, list[float]] = {}  # SP -> end times of its placed probes
     ends: list[float] = []  # every placed probe's end, for waking blocked lanes
@@ -403,14 +401,14 @@ def _choose(
             passed.append(entry)
             continue
         queue = queues[key]
-        at = _first_fit(queue, lane, now, window, pairs, key)
+        at = _first_fit(queue, lane, now, window, pairs)
         if at is None or sp == last_sp:
             rotation_blocked = rotation_blocked or at is not None
             passed.append(entry)
             continue
         chosen = queue[at]
         del queue[at]
-        if queue or pairs.fill(key, queue):
+        if queue or pairs.fill(queue):
             heapq.heappush(heads, head(queue, key))
         break
     for entry in passed:
@@ -419,12 +417,7 @@ def _choose(
 
 
 def _first_fit(
-    queue: deque[_Candidate],
-    lane: _Lane,
-    now: float,
-    window: float,
-    pairs: RankedPairs,
-    key: QueueKey,
+    queue: Queue, lane: _Lane, now: float, window: float, pairs: RankedPairs
 ) -> int | None:
     """Index of the first of a queue's first SCAN_LIMIT candidates this lane may start at
     ``now`` as far as the candidate alone decides (its service, its SIM, its duration);
@@ -447,7 +440,7 @@ def _first_fit(
             else:
                 return index
             index += 1
-        if index >= SCAN_LIMIT or not pairs.fill(key, queue):
+        if index >= SCAN_LIMIT or not pairs.fill(queue):
             return None
 
 

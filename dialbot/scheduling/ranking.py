@@ -44,7 +44,7 @@ FLOW: Final = 3
 DURATION: Final = 4
 
 QueueKey = tuple[str, "str | None"]  # (SP, region): the placement queues pairs per key
-Queues = dict[QueueKey, deque[_Candidate]]
+Queues = dict[QueueKey, "Queue"]
 Head = tuple[float, Rank, QueueKey]  # (the rank's leading number, rank, queue)
 Heads = list[Head]
 
@@ -76,11 +76,11 @@ class _Kind:
         self.lead: list[Any] = []
         self.second: Callable[[int], Any] | None = None
 
-    def sort(self, indexes: list[int]) -> list[int]:
-        """``indexes`` by (lead, second), ties in input order (stable sorts)."""
+    def sort(self, indexes: list[int]) -> None:
+        """Sort ``indexes`` by (lead, second), ties in input order (stable sorts)."""
         if self.second is not None:
-            indexes = sorted(indexes, key=self.second)
-        return sorted(indexes, key=self.lead.__getitem__)
+            indexes.sort(key=self.second)
+        indexes.sort(key=self.lead.__getitem__)
 
     def run_end(self, order: list[int], at: int) -> int:
         """Where the run of pairs with the same (lead, second) as ``order[at]`` ends."""
@@ -97,19 +97,21 @@ class _Kind:
         return stop
 
 
-class _Source:
-    """The candidates of one queue not ranked yet. ``codes`` files them in input
-    order as ``index << 2 | kind`` (one list per queue, one int per pair); the kind
-    being ranked is split off and sorted when the queue reaches it."""
+class Queue(deque[_Candidate]):
+    """One placement queue: its ranked candidates (the deque, in rank order) and the
+    pairs not ranked yet. ``codes`` files those in input order as ``index << 2 |
+    kind`` (one int per pair); the kind being ranked is split off and sorted when
+    the queue reaches it."""
 
     __slots__ = ("codes", "kind", "order", "at", "left")
 
-    def __init__(self, codes: list[int]) -> None:
-        self.codes = codes
+    def __init__(self) -> None:
+        super().__init__()
+        self.codes: list[int] = []
         self.kind = -1  # none opened yet
-        self.order: list[int] = []  # the current kind's indexes in rank order of lead
+        self.order: list[int] = []  # the current kind's indexes in order
         self.at = 0
-        self.left = len(codes)
+        self.left = 0
 
 
 class RankedPairs:
@@ -132,7 +134,7 @@ class RankedPairs:
         never, _, risky = self._kinds
         never.second = lambda index: never.services[index].service_id
         risky.second = lambda index: risky.services[index].flow_probed[risky.flows[index]]
-        self._sources: dict[QueueKey, _Source] = {}  # per queue: what is not ranked yet
+        self.queues: Queues = {}  # per (SP, region): the candidates
         self._covered_services: list[ServiceInfo] = []
         self._covered_flows: list[str] = []
         self._covered_when: list[datetime] = []
@@ -170,7 +172,7 @@ class RankedPairs:
         cov_s = self._covered_services.append
         cov_f = self._covered_flows.append
         cov_w = self._covered_when.append
-        pending: dict[QueueKey, list[int]] = {}
+        queues = self.queues
         never_n = old_n = risky_n = 0  # candidates filed so far, per kind
         no_flow = 0
         for service in services:
@@ -214,11 +216,13 @@ class RankedPairs:
                     risky_n += 1
                 if codes is None:
                     key = (service.sp_code, service.region)
-                    codes = pending.get(key)
-                    if codes is None:
-                        codes = pending[key] = []
+                    queue = queues.get(key)
+                    if queue is None:
+                        queue = queues[key] = Queue()
+                    codes = queue.codes
                 codes.append(code)
-        self._sources = {key: _Source(codes) for key, codes in pending.items()}
+        for queue in queues.values():
+            queue.left = len(queue.codes)
         return no_flow
 
     def shortest(self) -> float:
@@ -236,35 +240,32 @@ class RankedPairs:
         services, flows = self._covered_services, self._covered_flows
         return [(services[i], flows[i]) for i in order]
 
-    def start(self, queues: Queues, heads: Heads) -> None:
-        """Make every queue with candidates, its head ranked and in ``heads``."""
-        for key in self._sources:
-            queue: deque[_Candidate] = deque()
-            queues[key] = queue
-            if self.fill(key, queue):
+    def start(self) -> tuple[Queues, Heads]:
+        """The queues, each with its head ranked, and the heap of their heads."""
+        heads: Heads = []
+        for key, queue in self.queues.items():
+            if self.fill(queue):
                 heads.append(head(queue, key))
         heapq.heapify(heads)
+        return self.queues, heads
 
-    def fill(self, key: QueueKey, queue: deque[_Candidate]) -> bool:
+    def fill(self, queue: Queue) -> bool:
         """Append the queue's next candidates in rank order: the next one and those of
         the same kind and lead (ranked together, so ties are never split). False if
         the queue has none left."""
-        source = self._sources[key]
-        if not source.left:
+        if not queue.left:
             return False
-        if source.at >= len(source.order):
-            self._open(source)
-        kind, order, at = source.kind, source.order, source.at
+        if queue.at >= len(queue.order):
+            self._open(queue)
+        kind, order, at = queue.kind, queue.order, queue.at
         pairs = self._kinds[kind]
         lead = pairs.lead
         stop = at + 1
         if stop < len(order) and lead[order[stop]] == lead[order[at]]:
             stop = pairs.run_end(order, at)
-        source.at = stop
-        source.left -= stop - at
+        queue.at = stop
+        queue.left -= stop - at
         self.ranked += stop - at
-        if not source.left:
-            source.codes = []
         services, flows, seconds = pairs.services, pairs.flows, self.seconds
         tier = TIER_RISK if kind == RISKY else TIER_DUE
         if stop == at + 1:  # the usual run: one pair
@@ -278,14 +279,17 @@ class RankedPairs:
             queue.append((rank, tier, services[index], flow, seconds[flow]))
         return True
 
-    def _open(self, source: _Source) -> None:
-        """Move the queue on to its next kind with candidates, sorted by lead."""
-        while source.at >= len(source.order):
-            source.kind += 1
-            kind = source.kind
-            indexes = [code >> 2 for code in source.codes if code & 3 == kind]
-            source.order = self._kinds[kind].sort(indexes)
-            source.at = 0
+    def _open(self, queue: Queue) -> None:
+        """Move the queue on to its next kind with pairs left, sorted by lead."""
+        while queue.at >= len(queue.order):
+            queue.kind += 1
+            kind = queue.kind
+            indexes = [code >> 2 for code in queue.codes if code & 3 == kind]
+            self._kinds[kind].sort(indexes)
+            queue.order = indexes
+            queue.at = 0
+        if queue.kind == RISKY:
+            queue.codes = []  # the last kind: all are in order
 
     def _rank(self, kind: int, index: int) -> Rank:
         """The pair's whole sort key, ending with its index (input order) so it is
