@@ -50,7 +50,6 @@ from dialbot.scheduling.ranking import (
     DURATION,
     FILLER,
     FLOW,
-    RANK,
     SERVICE,
     TIER,
     TIER_AHEAD,
@@ -291,7 +290,8 @@ class _Fillers:
         queue, seconds = self.queue, self.pairs.seconds
         for _ in range(min(SCAN_LIMIT, len(queue))):
             service, flow = queue.popleft()
-            cand = ((FILLER, self.taken), TIER_ROTATION, service, flow, seconds[flow])
+            cand = (math.inf, FILLER, self.taken, 0, 0, 0, 0,
+                    TIER_ROTATION, service, flow, seconds[flow])  # fmt: skip
             if service.sp_code != lane.last_sp and ok(cand):
                 self.taken += 1
                 return cand
@@ -345,12 +345,12 @@ def _place(
         push(free, (end, index))
         placed.append((now, index, chosen))
         plan.busy_s += duration
-    due_ranks = sorted(cand[RANK] for _, _, cand in placed if cand[TIER] == TIER_DUE)
-    quota_ranks = set(due_ranks[: plan.due_quota])
+    due = sorted(cand for _, _, cand in placed if cand[TIER] == TIER_DUE)  # by rank
+    quota = {id(cand) for cand in due[: plan.due_quota]}
     placed.sort(key=lambda row: (row[0], row[1]))
     for seq, (start, index, cand) in enumerate(placed):
         tier = cand[TIER]
-        if tier == TIER_DUE and cand[RANK] not in quota_ranks:
+        if tier == TIER_DUE and id(cand) not in quota:
             tier = TIER_AHEAD
         plan.items.append(
             PlanItem(

@@ -32,20 +32,21 @@ if TYPE_CHECKING:
 
 TIER_DUE, TIER_RISK, TIER_AHEAD, TIER_ROTATION = 0, 1, 2, 3
 
-# A (service, flow) pair in the queues: (rank, tier, service, flow, estimated seconds).
-# A plain tuple, not a dataclass: the planner makes thousands of them a night. The
-# rank is the pair's sort key (kind first; smaller is more urgent), unique.
-Rank = tuple[Any, ...]
-_Candidate = tuple[Rank, int, "ServiceInfo", str, float]
-RANK: Final = 0
-TIER: Final = 1
-SERVICE: Final = 2
-FLOW: Final = 3
-DURATION: Final = 4
+# A (service, flow) pair in the queues: its rank (the pair's sort key: seven fields
+# from NUMBER on, unique, smaller is more urgent), then tier, service, flow and
+# estimated seconds. One flat tuple, not a dataclass nor a rank in a tuple of its
+# own: the planner makes thousands a night, and fewer objects means less garbage
+# collection. Candidates compare by their rank (it decides before SERVICE).
+_Candidate = tuple[Any, ...]
+NUMBER: Final = 0  # a float that orders as the rank does or ties (see `_rank`)
+TIER: Final = 7
+SERVICE: Final = 8
+FLOW: Final = 9
+DURATION: Final = 10
 
 QueueKey = tuple[str, "str | None"]  # (SP, region): the placement queues pairs per key
 Queues = dict[QueueKey, "Queue"]
-Head = tuple[float, Rank, QueueKey]  # (the rank's leading number, rank, queue)
+Head = tuple[float, _Candidate, QueueKey]  # (its number, a queue's first candidate, queue)
 Heads = list[Head]
 
 NEVER, OLD, RISKY, FILLER = 0, 1, 2, 3  # kinds, in rank order (fillers: see planner)
@@ -266,17 +267,10 @@ class RankedPairs:
         queue.at = stop
         queue.left -= stop - at
         self.ranked += stop - at
-        services, flows, seconds = pairs.services, pairs.flows, self.seconds
-        tier = TIER_RISK if kind == RISKY else TIER_DUE
         if stop == at + 1:  # the usual run: one pair
-            index = order[at]
-            flow = flows[index]
-            queue.append((self._rank(kind, index), tier, services[index], flow, seconds[flow]))
-            return True
-        for rank in sorted(self._rank(kind, index) for index in order[at:stop]):
-            index = rank[-1]
-            flow = flows[index]
-            queue.append((rank, tier, services[index], flow, seconds[flow]))
+            queue.append(self._candidate(kind, order[at]))
+        else:
+            queue.extend(sorted(self._candidate(kind, index) for index in order[at:stop]))
         return True
 
     def _open(self, queue: Queue) -> None:
@@ -291,33 +285,37 @@ class RankedPairs:
         if queue.kind == RISKY:
             queue.codes = []  # the last kind: all are in order
 
-    def _rank(self, kind: int, index: int) -> Rank:
-        """The pair's whole sort key, ending with its index (input order) so it is
-        unique: never (risk, service, flow), old (when, risk, service, flow), risky
-        (risk, when, service, flow); the flow by its place among the service's.
-
-        It starts with a number that orders pairs as their keys do or ties them
-        (risk, or time as seconds, shifted per kind), so that most comparisons, in
-        the heap of queue heads above all, are of two floats."""
+    def _candidate(self, kind: int, index: int) -> _Candidate:
+        """The pair as a candidate. Its rank is the pair's whole sort key, with its
+        index (input order) so it is unique: never (risk, service, flow), old (when,
+        risk, service, flow), risky (risk, when, service, flow); the flow by its place
+        among the service's. The rank starts with a number that orders pairs as
+        their keys do or ties them (risk, or time as seconds, shifted per kind), so
+        that most comparisons, in the heap of queue heads above all, are of two
+        floats; the key follows for ties."""
         pairs = self._kinds[kind]
         service = pairs.services[index]
         flow = pairs.flows[index]
+        seconds = self.seconds[flow]
         place = self._flows[(service.channel, service.billing)].index(flow)
+        sid = service.service_id
         lead = pairs.lead[index]
         if kind == NEVER:
-            return (lead - _KIND_STEP, NEVER, lead, service.service_id, place, index)
+            return (lead - _KIND_STEP, NEVER, lead, sid, place, index, 0,
+                    TIER_DUE, service, flow, seconds)  # fmt: skip
         if kind == OLD:
-            seconds = (lead - self._epoch).total_seconds()
-            return (seconds, OLD, lead, -_risk(service), service.service_id, place, index)
+            number = (lead - self._epoch).total_seconds()
+            return (number, OLD, lead, -_risk(service), sid, place, index,
+                    TIER_DUE, service, flow, seconds)  # fmt: skip
         when = service.flow_probed[flow]
-        return (lead + _KIND_STEP, RISKY, lead, when, service.service_id, place, index)
+        return (lead + _KIND_STEP, RISKY, lead, when, sid, place, index,
+                TIER_RISK, service, flow, seconds)  # fmt: skip
 
 
 def head(queue: deque[_Candidate], key: QueueKey) -> Head:
-    """The heads entry of a queue: its first candidate's rank, led by that rank's
-    number (two floats compare faster than two ranks)."""
-    rank = queue[0][RANK]
-    return (rank[0], rank, key)
+    """The heads entry of a queue: its first candidate, led by that one's number."""
+    first = queue[0]
+    return (first[NUMBER], first, key)
 
 
 # Risks lie in [-35, 0] and probe times (as seconds since 1970) well inside ±1e10,

@@ -7,10 +7,12 @@ window end, ties in every sort key, duplicate service ids, flows of zero seconds
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from planner_reference import reference_plan_night
@@ -41,8 +43,13 @@ def _when(rng: random.Random) -> datetime:
 
 
 def catalogue(rng: random.Random, n: int, sps: int) -> list[ServiceInfo]:
-    services = []
+    services: list[ServiceInfo] = []
     for i in range(n):
+        if services and rng.random() < 0.04:  # a twin: same id and probes, other billing
+            twin = rng.choice(services)
+            billing = "per_use" if twin.billing == "monthly" else "monthly"
+            services.append(dataclasses.replace(twin, billing=billing, channel="sms"))
+            continue
         channel = rng.choice(("sms", "sms", "sms", "wap", "mms", "ivr"))
         billing = "per_minute" if channel == "ivr" else rng.choice(("monthly", "per_use"))
         if rng.random() < 0.03:
@@ -171,3 +178,31 @@ def test_first_night_of_a_new_catalogue_every_pair_never_probed() -> None:
     plan = plan_night(services, sims, spec)
     assert plan == reference_plan_night(services, sims, spec)
     assert plan.due == 1000 and plan.items
+
+
+@pytest.mark.parametrize("findings", [0, 1])  # 0: both last probed before the period; 1: risky
+def test_pairs_tied_up_to_the_service_id_go_by_the_flows_place(findings: int) -> None:
+    """Two catalogue rows with one id (and one probe time) tie on every key but the
+    flow's place among the row's flows: the later row's ``decline`` comes first
+    (its place is 0, the first row's 1) and takes the one probe a short night has
+    room for."""
+    probed = START - timedelta(days=40 if findings == 0 else 2)
+    lately = START - timedelta(days=1)  # the first row's monthly: no candidate before these
+    first = ServiceInfo(7, "SP1", "monthly", flow_probed={"decline": probed, "monthly": lately},
+                        recent_findings=findings)  # fmt: skip
+    second = ServiceInfo(7, "SP2", "per_use", flow_probed={"decline": probed},
+                         recent_findings=findings)  # fmt: skip
+    spec = NightSpec(
+        start=START,
+        end=START + timedelta(minutes=5),
+        period_start=PERIOD_START,
+        nights_left=1,
+        flows=("monthly", "decline"),  # monthly rows: [monthly, decline]; per_use rows: [decline]
+        flow_billing=FLOW_BILLING,
+        flow_seconds={"decline": 200.0, "monthly": 400.0},
+    )
+    sims = [SimInfo(1, "13800130001", None, 5000)]
+    plan = plan_night([first, second], sims, spec)
+    assert plan == reference_plan_night([first, second], sims, spec)
+    assert [(i.service_id, i.sp_code, i.flow) for i in plan.items] == [(7, "SP2", "decline")]
+    assert plan.due == (2 if findings == 0 else 0)
