@@ -61,21 +61,40 @@ def catalogue(rng: random.Random, n: int, start: datetime) -> list[ServiceInfo]:
     return services
 
 
-def planner_at(rev: str) -> ModuleType:
-    """The planner module as it was at git revision ``rev`` (loaded under its own name,
-    so both planners run in one process on the same catalogue)."""
+def module_at(rev: str, path: str) -> ModuleType | None:
+    """The module at ``path`` as it was at git revision ``rev`` (loaded under a name of
+    its own, so two versions run in one process on the same catalogue); None if the
+    file did not exist then."""
     root = Path(__file__).resolve().parent.parent
-    source = subprocess.run(
-        ["git", "show", f"{rev}:dialbot/scheduling/planner.py"],
-        cwd=root, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    name = f"planner_at_{rev.replace('/', '_').replace('-', '_')}"
+    shown = subprocess.run(
+        ["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True
+    )
+    if shown.returncode:
+        return None
+    name = f"{Path(path).stem}_at_{rev.replace('/', '_').replace('-', '_')}"
     spec = importlib.util.spec_from_loader(name, loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up
-    exec(compile(source, f"{rev}:dialbot/scheduling/planner.py", "exec"), module.__dict__)
+    exec(compile(shown.stdout, f"{rev}:{path}", "exec"), module.__dict__)
     return module
+
+
+def planner_at(rev: str) -> ModuleType:
+    """The planner of git revision ``rev``, with the ranking module of that revision
+    if it had one (bound while the planner imports it)."""
+    ranking = module_at(rev, "dialbot/scheduling/ranking.py")
+    today = sys.modules.get("dialbot.scheduling.ranking")
+    if ranking is not None:
+        sys.modules["dialbot.scheduling.ranking"] = ranking
+    try:
+        planner = module_at(rev, "dialbot/scheduling/planner.py")
+    finally:
+        if today is not None:
+            sys.modules["dialbot.scheduling.ranking"] = today
+    if planner is None:
+        raise SystemExit(f"no dialbot/scheduling/planner.py at {rev}")
+    return planner
 
 
 def figures(plan: Any) -> tuple[Any, ...]:

@@ -62,7 +62,6 @@ from dialbot.scheduling.ranking import (
     Queues,
     RankedPairs,
     _Candidate,
-    head,
 )
 
 # How many queue heads a free lane looks at before it waits for the next
@@ -290,8 +289,7 @@ class _Fillers:
         queue, seconds = self.queue, self.pairs.seconds
         for _ in range(min(SCAN_LIMIT, len(queue))):
             service, flow = queue.popleft()
-            cand = (math.inf, FILLER, self.taken, 0, 0, 0, 0,
-                    TIER_ROTATION, service, flow, seconds[flow])  # fmt: skip
+            cand = (FILLER, self.taken, 0, 0, 0, 0, TIER_ROTATION, service, flow, seconds[flow])
             if service.sp_code != lane.last_sp and ok(cand):
                 self.taken += 1
                 return cand
@@ -390,7 +388,7 @@ def _choose(
     pop = heapq.heappop
     while heads and len(passed) < SCAN_LIMIT:
         entry = pop(heads)
-        key = entry[2]
+        key = entry[4]
         sp, queue_region = key
         if (queue_region is not None and region is not None and region != queue_region) or (
             _active(running.get(sp), now) >= limit
@@ -409,7 +407,7 @@ def _choose(
         chosen = queue[at]
         del queue[at]
         if queue or pairs.fill(queue):
-            heapq.heappush(heads, head(queue, key))
+            heapq.heappush(heads, pairs.head(queue, key))
         break
     for entry in passed:
         heapq.heappush(heads, entry)

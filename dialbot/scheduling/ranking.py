@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from dialbot.flows.channels import channel_flows
@@ -32,21 +32,22 @@ if TYPE_CHECKING:
 
 TIER_DUE, TIER_RISK, TIER_AHEAD, TIER_ROTATION = 0, 1, 2, 3
 
-# A (service, flow) pair in the queues: its rank (the pair's sort key: seven fields
-# from NUMBER on, unique, smaller is more urgent), then tier, service, flow and
+# A (service, flow) pair in the queues: its rank (the pair's sort key, kind first:
+# six fields, unique, smaller is more urgent), then tier, service, flow and
 # estimated seconds. One flat tuple, not a dataclass nor a rank in a tuple of its
 # own: the planner makes thousands a night, and fewer objects means less garbage
 # collection. Candidates compare by their rank (it decides before SERVICE).
 _Candidate = tuple[Any, ...]
-NUMBER: Final = 0  # a float that orders as the rank does or ties (see `_rank`)
-TIER: Final = 7
-SERVICE: Final = 8
-FLOW: Final = 9
-DURATION: Final = 10
+KIND: Final = 0
+TIER: Final = 6
+SERVICE: Final = 7
+FLOW: Final = 8
+DURATION: Final = 9
 
 QueueKey = tuple[str, "str | None"]  # (SP, region): the placement queues pairs per key
 Queues = dict[QueueKey, "Queue"]
-Head = tuple[float, _Candidate, QueueKey]  # (its number, a queue's first candidate, queue)
+# (three leading values, a queue's first candidate, the queue): see `RankedPairs.head`
+Head = tuple[float, Any, Any, _Candidate, QueueKey]
 Heads = list[Head]
 
 NEVER, OLD, RISKY, FILLER = 0, 1, 2, 3  # kinds, in rank order (fillers: see planner)
@@ -246,7 +247,7 @@ class RankedPairs:
         heads: Heads = []
         for key, queue in self.queues.items():
             if self.fill(queue):
-                heads.append(head(queue, key))
+                heads.append(self.head(queue, key))
         heapq.heapify(heads)
         return self.queues, heads
 
@@ -289,10 +290,7 @@ class RankedPairs:
         """The pair as a candidate. Its rank is the pair's whole sort key, with its
         index (input order) so it is unique: never (risk, service, flow), old (when,
         risk, service, flow), risky (risk, when, service, flow); the flow by its place
-        among the service's. The rank starts with a number that orders pairs as
-        their keys do or ties them (risk, or time as seconds, shifted per kind), so
-        that most comparisons, in the heap of queue heads above all, are of two
-        floats; the key follows for ties."""
+        among the service's."""
         pairs = self._kinds[kind]
         service = pairs.services[index]
         flow = pairs.flows[index]
@@ -301,28 +299,40 @@ class RankedPairs:
         sid = service.service_id
         lead = pairs.lead[index]
         if kind == NEVER:
-            return (lead - _KIND_STEP, NEVER, lead, sid, place, index, 0,
-                    TIER_DUE, service, flow, seconds)  # fmt: skip
+            return (NEVER, lead, sid, place, index, 0, TIER_DUE, service, flow, seconds)
         if kind == OLD:
-            number = (lead - self._epoch).total_seconds()
-            return (number, OLD, lead, -_risk(service), sid, place, index,
+            return (OLD, lead, -_risk(service), sid, place, index,
                     TIER_DUE, service, flow, seconds)  # fmt: skip
         when = service.flow_probed[flow]
-        return (lead + _KIND_STEP, RISKY, lead, when, sid, place, index,
-                TIER_RISK, service, flow, seconds)  # fmt: skip
+        return (RISKY, lead, when, sid, place, index, TIER_RISK, service, flow, seconds)
+
+    def head(self, queue: deque[_Candidate], key: QueueKey) -> Head:
+        """The heads entry of a queue. Its first candidate's rank leads, as three plain
+        values that order as the rank does or tie (then the rank decides), so that
+        most comparisons in the heap of queue heads are of numbers: never-probed
+        pairs (risk, service id, place); the others (kind and time, risk, ...), the
+        time in whole microseconds (exact: no two times tie)."""
+        first = queue[0]
+        kind = first[KIND]
+        if kind == NEVER:
+            risk = first[1]
+            if -_FAR < risk < _FAR:
+                return (risk, first[2], first[3], first, key)
+            return (-_FAR if risk < 0 else _FAR, 0, 0, first, key)  # absurd: the rank decides
+        if kind == OLD:
+            micros = (first[1] - self._epoch) // _MICROSECOND
+            return (_OLD_BASE + micros, first[2], first[3], first, key)
+        return (_RISKY_BASE, first[1], first[2], first, key)
 
 
-def head(queue: deque[_Candidate], key: QueueKey) -> Head:
-    """The heads entry of a queue: its first candidate, led by that one's number."""
-    first = queue[0]
-    return (first[NUMBER], first, key)
-
-
-# Risks lie in [-35, 0] and probe times (as seconds since 1970) well inside ±1e10,
-# so risk - 1e11 < any time < risk + 1e11 keeps the kinds in order.
-_KIND_STEP: Final = 1e11
-# Seconds since 1970 order as times do, never against them (timedelta to float is
-# monotonic). Naive times (all or none are: they are compared with the period's
-# start) count from a naive epoch, not by a local clock whose DST gaps reorder them.
+# The heads' numbers keep the kinds apart: never-probed pairs' risks inside ±2**60,
+# old pairs' times (any datetime is within 2**58 microseconds of 1970) around 2**70,
+# risky pairs at 2**80 (then their risk). Ints compare with floats exactly.
+_FAR: Final = float(2**60)
+_OLD_BASE: Final = 2**70
+_RISKY_BASE: Final = 2**80
+_MICROSECOND: Final = timedelta(microseconds=1)
+# Naive times (all or none are: they are compared with the period's start) count
+# from a naive epoch.
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH: Final = datetime(1970, 1, 1)
