@@ -311,7 +311,8 @@ def _place(
     window = spec.window_s
     limit = spec.per_sp_concurrency
     shortest = pairs.shortest()
-    queues, heads = pairs.start()
+    room = len(lanes) * (int(window // shortest) + 1) if shortest > 0 else pairs.total
+    queues, heads = pairs.start(room)  # room: at most this many probes fit tonight
     free: list[tuple[float, int]] = [(0.0, i) for i in range(len(lanes))]
     running: dict[str, list[float]] = {}  # SP -> end times of its placed probes
     ends: list[float] = []  # every placed probe's end, for waking blocked lanes
