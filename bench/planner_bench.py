@@ -2,19 +2,30 @@
 and their flows (two applicable flows each: 200,000 (service, flow) pairs).
 
 Usage: .venv/bin/python bench/planner_bench.py [--services N] [--sims M] [--runs R]
+       [--against REV]
 
 Prints the median and the spread of R runs (goal: median under 1 s for
 100,000 services and 300 SIMs), with the plan's figures so a fast but
-useless plan would show.
+useless plan would show. With ``--against REV`` it also runs the planner of
+that git revision (e.g. d06962f, before lazy ranking), turn about with
+today's, and prints both medians, their ratio and whether the plans agree.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import random
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dialbot.scheduling.planner import NightSpec, ServiceInfo, SimInfo, plan_night
@@ -50,11 +61,60 @@ def catalogue(rng: random.Random, n: int, start: datetime) -> list[ServiceInfo]:
     return services
 
 
+def module_at(rev: str, path: str) -> ModuleType | None:
+    """The module at ``path`` as it was at git revision ``rev`` (loaded under a name of
+    its own, so two versions run in one process on the same catalogue); None if the
+    file did not exist then."""
+    root = Path(__file__).resolve().parent.parent
+    shown = subprocess.run(
+        ["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True
+    )
+    if shown.returncode:
+        return None
+    name = f"{Path(path).stem}_at_{rev.replace('/', '_').replace('-', '_')}"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    exec(compile(shown.stdout, f"{rev}:{path}", "exec"), module.__dict__)
+    return module
+
+
+def planner_at(rev: str) -> ModuleType:
+    """The planner of git revision ``rev``, with the ranking module of that revision
+    if it had one (bound while the planner imports it)."""
+    ranking = module_at(rev, "dialbot/scheduling/ranking.py")
+    today = sys.modules.get("dialbot.scheduling.ranking")
+    if ranking is not None:
+        sys.modules["dialbot.scheduling.ranking"] = ranking
+    try:
+        planner = module_at(rev, "dialbot/scheduling/planner.py")
+    finally:
+        if today is not None:
+            sys.modules["dialbot.scheduling.ranking"] = today
+    if planner is None:
+        raise SystemExit(f"no dialbot/scheduling/planner.py at {rev}")
+    return planner
+
+
+def figures(plan: Any) -> tuple[Any, ...]:
+    """What two plans must share to be the same plan (their classes may differ)."""
+    return (
+        [dataclasses.astuple(item) for item in plan.items],
+        plan.notes,
+        plan.due, plan.due_quota, plan.due_planned, plan.pairs, plan.covered_before,
+        plan.busy_s, plan.skipped_sims,
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--services", type=int, default=100_000)
     parser.add_argument("--sims", type=int, default=300)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--against", metavar="REV", help="also time the planner of this git revision"
+    )
     args = parser.parse_args()
     rng = random.Random(20261126)
     start = datetime(2026, 11, 10, 1, 0, tzinfo=SH)
@@ -75,14 +135,25 @@ def main() -> None:
         per_sp_concurrency=2,
         balance_floor_fen=500,
     )
-    times = []
-    for _ in range(args.runs):
-        began = time.perf_counter()
-        plan = plan_night(services, sims, spec)
-        times.append(time.perf_counter() - began)
+    planners: dict[str, Callable[..., Any]] = {"planner": plan_night}
+    if args.against:
+        planners[args.against] = planner_at(args.against).plan_night
+    times: dict[str, list[float]] = {name: [] for name in planners}
+    plans: dict[str, Any] = {}
+    for _ in range(args.runs):  # turn about, so both see the same load
+        for name, plan_of in planners.items():
+            began = time.perf_counter()
+            plans[name] = plan_of(services, sims, spec)
+            times[name].append(time.perf_counter() - began)
     print(f"services {args.services}  SIMs {args.sims}  runs {args.runs}")
-    print(f"planner median {statistics.median(times):.3f} s  min {min(times):.3f}  "
-          f"max {max(times):.3f}")  # fmt: skip
+    for name, runs in times.items():
+        print(f"{name} median {statistics.median(runs):.3f} s  min {min(runs):.3f}  "
+              f"max {max(runs):.3f}")  # fmt: skip
+    if args.against:
+        ratio = statistics.median(times[args.against]) / statistics.median(times["planner"])
+        same = figures(plans["planner"]) == figures(plans[args.against])
+        print(f"{args.against} / planner: {ratio:.2f}x  same plan: {'yes' if same else 'NO'}")
+    plan = plans["planner"]
     print(f"plan: {len(plan.items)} probes on {plan.lanes} SIMs ({len(plan.skipped_sims)} below "
           f"floor), {plan.pairs} (service, flow) pairs, due {plan.due}, quota {plan.due_quota}, "
           f"due placed {plan.due_planned}, utilisation {plan.utilisation:.1%}")  # fmt: skip

@@ -29,8 +29,11 @@ declined). The decisions, in order of importance:
 
 Placement is list scheduling over lanes (one per usable SIM), in time
 order: the earliest-free lane takes the highest-priority pair it may take.
-Pairs are queued per (SP, region), with a heap of queue heads, so a plan
-over 100,000 services and their flows takes about a second.
+Pairs are queued per (SP, region), with a heap of queue heads. A night
+places far fewer pairs than a large catalogue has (some 13,000 of 200,000),
+so a queue's pairs are ranked only when the placement reaches them
+(ranking.py); the plan is the same as if all were ranked up front, and one
+over 100,000 services and their flows takes about half a second.
 """
 
 from __future__ import annotations
@@ -43,15 +46,30 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from itertools import islice
-from typing import Final
 
-from dialbot.flows.channels import can_probe, channel_flows
+from dialbot.flows.channels import can_probe
 from dialbot.mask import mask_msisdn
+from dialbot.scheduling.ranking import (
+    DURATION,
+    FILLER,
+    FLOW,
+    SERVICE,
+    TIER,
+    TIER_AHEAD,
+    TIER_DUE,
+    TIER_RISK,
+    TIER_ROTATION,
+    Head,
+    Heads,
+    Queue,
+    Queues,
+    RankedPairs,
+    _Candidate,
+)
 
 # How many queue heads a free lane looks at before it waits for the next
 # probe to end (bounds the cost when most SPs are blocked for that lane).
 SCAN_LIMIT = 32
-TIER_DUE, TIER_RISK, TIER_AHEAD, TIER_ROTATION = 0, 1, 2, 3
 REASONS = {TIER_DUE: "due", TIER_RISK: "risk", TIER_AHEAD: "ahead", TIER_ROTATION: "rotation"}
 
 
@@ -174,16 +192,6 @@ class Plan:
         )
 
 
-# A (service, flow) pair in the queues: (rank, tier, service, flow, estimated seconds).
-# A plain tuple, not a dataclass: a plan over 100,000 services makes 200,000 of them.
-_Candidate = tuple[int, int, ServiceInfo, str, float]
-RANK: Final = 0
-TIER: Final = 1
-SERVICE: Final = 2
-FLOW: Final = 3
-DURATION: Final = 4
-
-
 @dataclass(slots=True)
 class _Lane:
     sim: SimInfo
@@ -195,14 +203,19 @@ def plan_night(services: Iterable[ServiceInfo], sims: Sequence[SimInfo], spec: N
     """Decide tonight's probes (see the module docstring for the rules)."""
     plan = Plan()
     lanes = _usable_lanes(sims, spec, plan)
-    candidates, covered = _candidates(services, spec, plan)
+    pairs = RankedPairs(services, flows_by_billing(spec), spec, flow_key)
+    if pairs.no_flow:
+        plan.notes.append(f"{pairs.no_flow} services have a billing type no scheduled flow probes")
+    plan.due = pairs.due
+    plan.pairs = pairs.due + pairs.covered
+    plan.covered_before = pairs.covered
+    plan.due_quota = math.ceil(pairs.due / max(1, spec.nights_left))
     plan.lanes = len(lanes)
     plan.capacity_s = len(lanes) * spec.window_s
     if not lanes:
         plan.notes.append("no usable SIM tonight: nothing planned")
-    elif candidates:
-        fillers = _Fillers(covered, spec, len(candidates))
-        _place(candidates, lanes, spec, plan, fillers)
+    elif pairs.total:
+        _place(pairs, lanes, spec, plan, _Fillers(pairs))
     plan.due_planned = sum(1 for item in plan.items if item.reason == "due")
     short = plan.due_quota - plan.due_planned
     if short > 0:
@@ -236,17 +249,6 @@ def _usable_lanes(sims: Sequence[SimInfo], spec: NightSpec, plan: Plan) -> list[
     return lanes
 
 
-def _risk(service: ServiceInfo) -> float:
-    """Why a service deserves a look beyond coverage (0: no reason)."""
-    score = 3.0 * min(service.recent_findings, 10)
-    last = service.last_probed
-    if last is None:
-        score += 5.0
-    elif service.changed_at is not None and service.changed_at > last:
-        score += 4.0
-    return score
-
-
 WAP_FLOW = "wap"
 IVR_FLOW = "ivr"
 # Channels probed only by the flow of that name, which probes nothing else.
@@ -274,141 +276,83 @@ def flows_by_billing(spec: NightSpec) -> dict[str, list[str]]:
     return by_billing
 
 
-def _candidates(
-    services: Iterable[ServiceInfo], spec: NightSpec, plan: Plan
-) -> tuple[list[_Candidate], list[tuple[datetime, ServiceInfo, str]]]:
-    """Every (service, flow) pair worth probing tonight, ranked (rank 0 is the most
-    urgent), and the covered pairs (rotation fillers, longest-unprobed first)."""
-    by_billing = flows_by_billing(spec)
-    period_start = spec.period_start
-    never: list[tuple[float, int, int, ServiceInfo, str]] = []
-    old: list[tuple[datetime, float, int, int, ServiceInfo, str]] = []
-    risky: list[tuple[float, datetime, int, int, ServiceInfo, str]] = []
-    covered: list[tuple[datetime, ServiceInfo, str]] = []
-    no_flow = 0
-    for service in services:
-        # as the service's channel runs them (an MMS service's content flow fetches MMS)
-        scheduled = by_billing.get(service.flow_key)
-        flows = channel_flows(scheduled, service.channel, service.billing) if scheduled else []
-        if not flows:
-            no_flow += 1
-            continue
-        risk = -_risk(service)
-        probed = service.flow_probed
-        sid = service.service_id
-        for index, flow in enumerate(flows):
-            when = probed.get(flow)
-            if when is None:
-                never.append((risk, sid, index, service, flow))
-            elif when < period_start:
-                old.append((when, risk, sid, index, service, flow))
-            elif risk:
-                risky.append((risk, when, sid, index, service, flow))
-            else:
-                covered.append((when, service, flow))
-    if no_flow:
-        plan.notes.append(f"{no_flow} services have a billing type no scheduled flow probes")
-    never.sort(key=lambda row: row[:3])
-    old.sort(key=lambda row: row[:4])
-    risky.sort(key=lambda row: row[:4])
-    due = [(r[3], r[4]) for r in never] + [(r[4], r[5]) for r in old]
-    plan.due = len(due)
-    plan.pairs = len(due) + len(risky) + len(covered)
-    plan.covered_before = len(risky) + len(covered)
-    plan.due_quota = math.ceil(len(due) / max(1, spec.nights_left))
-
-    # one tier for every due pair: the first ``quota`` placed (in rank order) are tonight's
-    # quota ("due"), the others are taken ahead (see _place), so a pair that cannot be
-    # placed tonight (its service already on every free SIM) is replaced by the next one
-    def seconds(flow: str) -> float:
-        return float(spec.flow_seconds.get(flow, 0.0))
-
-    result: list[_Candidate] = [
-        (rank, TIER_DUE, service, flow, seconds(flow)) for rank, (service, flow) in enumerate(due)
-    ]
-    first = len(result)
-    result += [(first + rank, TIER_RISK, r[4], r[5], seconds(r[5])) for rank, r in enumerate(risky)]
-    return result, covered
-
-
 class _Fillers:
-    """Covered pairs, handed out one by one to break a SIM's rotation deadlock."""
+    """Covered pairs, handed out one by one to break a SIM's rotation deadlock (sorted
+    the first time one is asked for: most nights need none)."""
 
-    def __init__(
-        self, covered: list[tuple[datetime, ServiceInfo, str]], spec: NightSpec, first_rank: int
-    ) -> None:
-        covered.sort(key=lambda row: row[0])
-        self.queue = deque((service, flow) for _, service, flow in covered)
-        self.spec = spec
-        self.rank = first_rank
+    def __init__(self, pairs: RankedPairs) -> None:
+        self.pairs = pairs
+        self.queue: deque[tuple[ServiceInfo, str]] | None = None
+        self.taken = 0
 
     def take(self, lane: _Lane, ok: Callable[[_Candidate], bool]) -> _Candidate | None:
         """The longest-unprobed covered pair of another SP this lane may run now."""
-        for _ in range(min(SCAN_LIMIT, len(self.queue))):
-            service, flow = self.queue.popleft()
-            cand = (
-                self.rank,
-                TIER_ROTATION,
-                service,
-                flow,
-                float(self.spec.flow_seconds.get(flow, 0.0)),
-            )
+        if self.queue is None:
+            self.queue = deque(self.pairs.covered_pairs())
+        queue, seconds = self.queue, self.pairs.seconds
+        for _ in range(min(SCAN_LIMIT, len(queue))):
+            service, flow = queue.popleft()
+            cand = (FILLER, self.taken, 0, 0, 0, 0, TIER_ROTATION, service, flow, seconds[flow])
             if service.sp_code != lane.last_sp and ok(cand):
-                self.rank += 1
+                self.taken += 1
                 return cand
-            self.queue.append((service, flow))
+            queue.append((service, flow))
         return None
 
 
 def _place(
-    candidates: list[_Candidate],
-    lanes: list[_Lane],
-    spec: NightSpec,
-    plan: Plan,
-    fillers: _Fillers,
+    pairs: RankedPairs, lanes: list[_Lane], spec: NightSpec, plan: Plan, fillers: _Fillers
 ) -> None:
-    """List scheduling: the earliest-free lane takes the best queue head it may take."""
+    """List scheduling: the earliest-free lane takes the best queue head it may take.
+
+    A queue's candidates are ranked as the placement reaches them (see ranking.py):
+    its head from the start, more when the head is taken or a lane scans past the
+    ranked ones."""
     window = spec.window_s
     limit = spec.per_sp_concurrency
-    queues: dict[tuple[str, str | None], deque[_Candidate]] = {}
-    for cand in candidates:
-        queues.setdefault((cand[SERVICE].sp_code, cand[SERVICE].region), deque()).append(cand)
-    heads = [(q[0][RANK], key) for key, q in queues.items()]
-    heapq.heapify(heads)
-    shortest = min(c[DURATION] for c in candidates)
+    shortest = pairs.shortest()
+    room = len(lanes) * (int(window // shortest) + 1) if shortest > 0 else pairs.total
+    queues, heads = pairs.start(room)  # room: at most this many probes fit tonight
     free: list[tuple[float, int]] = [(0.0, i) for i in range(len(lanes))]
     running: dict[str, list[float]] = {}  # SP -> end times of its placed probes
     ends: list[float] = []  # every placed probe's end, for waking blocked lanes
     placed: list[tuple[float, int, _Candidate]] = []
+    pop, push = heapq.heappop, heapq.heappush
     while free and heads:
-        now, index = heapq.heappop(free)
+        now, index = pop(free)
         if window - now < shortest:
             continue
         lane = lanes[index]
-        chosen, rotation_blocked = _choose(heads, queues, lane, now, window, running, limit)
+        chosen, rotation_blocked = _choose(pairs, heads, queues, lane, now, window, running, limit)
         if chosen is None and rotation_blocked:
             chosen = fillers.take(lane, partial(_fits, lane=lane, now=now, window=window,
                                                 running=running, limit=limit))  # fmt: skip
         if chosen is None:
             while ends and ends[0] <= now:
-                heapq.heappop(ends)
+                pop(ends)
             if ends and ends[0] + shortest <= window:
-                heapq.heappush(free, (ends[0], index))
+                push(free, (ends[0], index))
             continue
-        end = now + chosen[DURATION]
-        lane.last_sp = chosen[SERVICE].sp_code
-        lane.services.add(chosen[SERVICE].service_id)
-        heapq.heappush(running.setdefault(chosen[SERVICE].sp_code, []), end)
-        heapq.heappush(ends, end)
-        heapq.heappush(free, (end, index))
+        service = chosen[SERVICE]
+        duration = chosen[DURATION]
+        end = now + duration
+        sp = service.sp_code
+        lane.last_sp = sp
+        lane.services.add(service.service_id)
+        sp_ends = running.get(sp)
+        if sp_ends is None:
+            sp_ends = running[sp] = []
+        push(sp_ends, end)
+        push(ends, end)
+        push(free, (end, index))
         placed.append((now, index, chosen))
-        plan.busy_s += chosen[DURATION]
-    due_ranks = sorted(cand[RANK] for _, _, cand in placed if cand[TIER] == TIER_DUE)
-    quota_ranks = set(due_ranks[: plan.due_quota])
+        plan.busy_s += duration
+    due = sorted(cand for _, _, cand in placed if cand[TIER] == TIER_DUE)  # by rank
+    quota = {id(cand) for cand in due[: plan.due_quota]}
     placed.sort(key=lambda row: (row[0], row[1]))
     for seq, (start, index, cand) in enumerate(placed):
         tier = cand[TIER]
-        if tier == TIER_DUE and cand[RANK] not in quota_ranks:
+        if tier == TIER_DUE and id(cand) not in quota:
             tier = TIER_AHEAD
         plan.items.append(
             PlanItem(
@@ -425,8 +369,9 @@ def _place(
 
 
 def _choose(
-    heads: list[tuple[int, tuple[str, str | None]]],
-    queues: dict[tuple[str, str | None], deque[_Candidate]],
+    pairs: RankedPairs,
+    heads: Heads,
+    queues: Queues,
     lane: _Lane,
     now: float,
     window: float,
@@ -439,52 +384,65 @@ def _choose(
     on this SIM tonight) is passed for the next one of the same queue. Also says
     whether a candidate was passed over only because of rotation.
     """
-    passed: list[tuple[int, tuple[str, str | None]]] = []
+    passed: list[Head] = []
     chosen: _Candidate | None = None
     rotation_blocked = False
     region = lane.sim.region
+    last_sp = lane.last_sp
+    pop = heapq.heappop
     while heads and len(passed) < SCAN_LIMIT:
-        rank, key = heapq.heappop(heads)
+        entry = pop(heads)
+        key = entry[4]
         sp, queue_region = key
-        if (queue_region is not None and region not in (None, queue_region)) or _active(
-            running.get(sp), now
-        ) >= limit:  # the whole queue waits
-            passed.append((rank, key))
+        if (queue_region is not None and region is not None and region != queue_region) or (
+            _active(running.get(sp), now) >= limit
+        ):  # the whole queue waits
+            passed.append(entry)
+            continue
+        if sp == last_sp and rotation_blocked:  # its scan could only say rotation again
+            passed.append(entry)
             continue
         queue = queues[key]
-        at = _first_fit(queue, lane, now, window)
-        if at is None or sp == lane.last_sp:
+        at = _first_fit(queue, lane, now, window, pairs)
+        if at is None or sp == last_sp:
             rotation_blocked = rotation_blocked or at is not None
-            passed.append((rank, key))
+            passed.append(entry)
             continue
         chosen = queue[at]
         del queue[at]
-        if queue:
-            heapq.heappush(heads, (queue[0][RANK], key))
+        if queue or pairs.fill(queue):
+            heapq.heappush(heads, pairs.head(queue, key))
         break
     for entry in passed:
         heapq.heappush(heads, entry)
     return chosen, rotation_blocked
 
 
-def _first_fit(queue: deque[_Candidate], lane: _Lane, now: float, window: float) -> int | None:
+def _first_fit(
+    queue: Queue, lane: _Lane, now: float, window: float, pairs: RankedPairs
+) -> int | None:
     """Index of the first of a queue's first SCAN_LIMIT candidates this lane may start at
     ``now`` as far as the candidate alone decides (its service, its SIM, its duration);
     the queue's SP and region are checked by the caller, once for the whole queue; a
-    WAP or MMS probe needs a SIM whose modem browses."""
+    WAP or MMS probe needs a SIM whose modem browses. The queue's next candidates are
+    ranked when the scan reaches its ranked end."""
     sim_id = lane.sim.sim_id
     done = lane.services
     data = lane.sim.data
-    for index, cand in enumerate(islice(queue, SCAN_LIMIT)):
-        service = cand[SERVICE]
-        if service.service_id in done or now + cand[DURATION] > window:
-            continue
-        if not can_probe(service.channel, data):
-            continue  # WAP and MMS probes only on modems that can browse
-        if service.interrupted_on and service.interrupted_on.get(cand[FLOW]) == sim_id:
-            continue
-        return index
-    return None
+    start = 0
+    while True:
+        for at, cand in enumerate(islice(queue, start, SCAN_LIMIT), start):
+            service = cand[SERVICE]
+            if service.service_id in done or now + cand[DURATION] > window:
+                continue
+            if not can_probe(service.channel, data):
+                continue  # WAP and MMS probes only on modems that can browse
+            if service.interrupted_on and service.interrupted_on.get(cand[FLOW]) == sim_id:
+                continue
+            return at
+        start = min(len(queue), SCAN_LIMIT)
+        if start >= SCAN_LIMIT or not pairs.fill(queue):
+            return None
 
 
 def _fits(
