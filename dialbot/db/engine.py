@@ -38,6 +38,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option that asks for the write lock at BEGIN (SQLite only).
 WRITE_LOCK_OPTION = "dialbot_write_lock"
+# Execution option for the last statement of a transaction: commit together with it
+# (PostgreSQL; see `_execute_and_commit`).
+COMMIT_OPTION = "dialbot_commit"
 # Key of the PostgreSQL advisory lock that serialises concurrent migrations.
 _MIGRATION_LOCK_KEY = 0x6469616C  # "dial"
 
@@ -81,8 +84,28 @@ def make_engine(
         kwargs.setdefault("pool_pre_ping", True)
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)
         outage.install(engine, outage_limit_s)
+        event.listen(engine, "do_execute", _execute_and_commit)
         return engine
     return create_engine(parsed, **kwargs)
+
+
+def _execute_and_commit(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """Send a statement marked with `COMMIT_OPTION` and ``COMMIT`` together.
+
+    One round trip instead of two (psycopg's pipeline mode): the server commits as
+    soon as the statement is done, without waiting for the client in between.
+    That matters for a transaction holding a lock others queue on (the evidence
+    chain head). If the statement fails the ``COMMIT`` is skipped, the error is
+    raised here and the transaction rolls back as usual; after success the
+    transaction is committed, so SQLAlchemy's own commit finds nothing left to do.
+    """
+    if not context.execution_options.get(COMMIT_OPTION):
+        return False  # SQLAlchemy runs it as usual
+    connection = cursor.connection
+    with connection.pipeline():
+        cursor.execute(statement, parameters)
+        connection.commit()
+    return True
 
 
 def _ensure_sqlite_dir(url: URL) -> None:
