@@ -18,6 +18,7 @@ transaction, so a receipt is either recorded or left over, never both:
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from typing import Any
@@ -96,7 +97,8 @@ class DbPduStore:
         One statement, its own transaction. On PostgreSQL it runs in autocommit (it
         is committed, durably, when it returns: no BEGIN and COMMIT round trips) and
         its text is fixed (column arrays, not a row of parameters per PDU: nothing
-        to compile or parse again per listing size); the ids come from the sequence
+        to compile or parse again per listing size: the rows travel as one JSON
+        document); the ids come from the sequence
         in the order of the rows, as SQLAlchemy's ordered RETURNING also relies on.
         """
         rows = [self._values(item) for item in items]
@@ -108,12 +110,14 @@ class DbPduStore:
                     rows,
                 )
                 return [int(i) for i in result.scalars().all()]
-        columns: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in _COLUMNS}
-        for at in columns["read_at"]:
+        for row in rows:
+            at = row["read_at"]
             if at.tzinfo is None or at.utcoffset() is None:
                 raise ValueError(f"naive read time {at.isoformat()} (dialbot stores aware times)")
+            row["read_at"] = at.isoformat()
+        listing = json.dumps(rows, ensure_ascii=False)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            ids = conn.exec_driver_sql(_PG_INSERT, columns).scalars().all()
+            ids = conn.exec_driver_sql(_PG_INSERT, {"listing": listing}).scalars().all()
         return sorted(int(i) for i in ids)
 
     def _insert(self, session: Session, item: StoredPdu) -> Receipt:
@@ -172,15 +176,11 @@ class DbPduStore:
 
 
 _RECEIVED: Table = ReceivedPdu.__table__  # type: ignore[assignment]
-_COLUMNS = ("source", "sim", "port", "memory", "slot_index", "pdu", "pdu_sha256", "kind",
-            "sender", "text", "scts", "problem", "read_at")  # fmt: skip
-_PG_INSERT = f"""INSERT INTO received_pdus ({", ".join(_COLUMNS)})
-SELECT {", ".join(_COLUMNS)} FROM unnest(%(source)s::text[], %(sim)s::text[], %(port)s::text[],
-    %(memory)s::text[], %(slot_index)s::integer[], %(pdu)s::text[], %(pdu_sha256)s::text[],
-    %(kind)s::text[], %(sender)s::text[], %(text)s::text[], %(scts)s::text[],
-    %(problem)s::text[], %(read_at)s::timestamptz[])
-    WITH ORDINALITY AS listing ({", ".join(_COLUMNS)}, n)
-ORDER BY n
+_COLUMNS = ", ".join(c for c in _RECEIVED.columns.keys() if c not in ("id", "event_id"))
+_PG_INSERT = f"""INSERT INTO received_pdus ({_COLUMNS})
+SELECT {_COLUMNS}
+FROM json_populate_recordset(NULL::received_pdus, %(listing)s::json) WITH ORDINALITY AS listing
+ORDER BY listing.ordinality
 RETURNING id"""
 
 
