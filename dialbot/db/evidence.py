@@ -7,7 +7,7 @@ and :func:`verify_chain` names the first event where it breaks.
 
 Appends are serialised so the chain stays linear with many writers: the
 single ``evidence_head`` row is the lock (SQLite: ``BEGIN IMMEDIATE``;
-PostgreSQL: ``SELECT … FOR UPDATE`` on it) and also records the last event,
+PostgreSQL: ``LOCK TABLE`` and ``SELECT … FOR UPDATE`` on it) and also records the last event,
 so cutting events off the end is detected too. Event ids are assigned under
 that lock and are the positions in the chain (1, 2, 3 …).
 
@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Connection, Table, Update, case, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db.engine import COMMIT_OPTION, write_session
+from dialbot.db.engine import BEFORE_OPTION, COMMIT_OPTION, write_session
 from dialbot.db.models import (
     EVENT_KINDS,
     GENESIS_HASH,
@@ -45,6 +45,13 @@ HASH_VERSION = 1
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _EVENTS: Table = EvidenceEvent.__table__  # type: ignore[assignment]
 _HEAD: Table = EvidenceHead.__table__  # type: ignore[assignment]
+# PostgreSQL: the chain lock is taken by LOCK TABLE before the head row is read. A
+# writer waiting in LOCK holds no snapshot; one waiting in SELECT … FOR UPDATE does,
+# and while dozens wait, the head row's old versions cannot be pruned: the one-row
+# table grows by a page every few hundred appends and every append reads through it.
+# EXCLUSIVE mode: plain reads (verification, reports) go on. FOR UPDATE stays, so a
+# process of an older version (row lock only) still waits its turn.
+_LOCK_FIRST = {BEFORE_OPTION: "LOCK TABLE evidence_head IN EXCLUSIVE MODE"}
 _RECEIVED: Table = ReceivedPdu.__table__  # type: ignore[assignment]
 
 
@@ -177,7 +184,8 @@ def append_events(
     with write_session(session_factory) as session:
         conn = session.connection()
         last_id, last_hash = conn.execute(
-            select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
+            select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update(),
+            execution_options=_LOCK_FIRST if conn.dialect.name == "postgresql" else {},
         ).one()
         for ev in prepared:
             last_id += 1
