@@ -95,7 +95,7 @@ def _host(
 
     engine = make_engine(url, pool_size=pool, max_overflow=0, pool_timeout=120)
     db = sessionmaker(bind=engine, expire_on_commit=False)
-    latencies: list[list[float]] = [[] for _ in range(writers)]
+    latencies: list[list[tuple[float, bool]]] = [[] for _ in range(writers)]
     deliver, submit = _real_pdus()  # before the clock starts (imports, encoding)
     stamp = read_pdu("/dev/bench", "SM", 0, deliver, _now()).scts
     scts = stamp.isoformat() if stamp else None
@@ -130,7 +130,9 @@ def _host(
                         events.append(NewEvent("sms_out", sim=sim, peer="1065800101",
                                                text="TD", raw=submit))  # fmt: skip
                 append_events(db, events)
-            mine.append(time.perf_counter() - t0)
+            # (latency, committed within the window): an append that waited past the
+            # deadline for a pooled connection is not counted in the rate
+            mine.append((time.perf_counter() - t0, time.monotonic() <= deadline[0]))
             n += 1
 
     threads = [threading.Thread(target=modem, args=(i,)) for i in range(writers)]
@@ -170,17 +172,18 @@ def ingestion(
     t0 = time.monotonic()
     for p in procs:
         p.start()
-    latencies = [x for _ in procs for x in out.get()]
+    appends = [x for _ in procs for x in out.get()]
     for p in procs:
         p.join()
     wall = time.monotonic() - t0
-    latencies.sort()
+    latencies = sorted(lat for lat, _ in appends)
     n = len(latencies)
-    events = n * batch
+    events = sum(inside for _, inside in appends) * batch
+    late = (n - sum(inside for _, inside in appends)) * batch
     how = "real PDUs, received ones stored first" if pdus else "placeholder raw"
     print(f"ingestion ({how}): {writers} writers in {processes} processes ({pool} connections "
           f"each), {batch} event(s) per append, {seconds:.0f} s: {events} events, "
-          f"{events / seconds:,.0f} events/s")  # fmt: skip
+          f"{events / seconds:,.0f} events/s ({late} more committed after the window)")  # fmt: skip
     print(f"  append latency (one transaction): median {statistics.median(latencies) * 1000:.1f} ms, "
           f"p95 {latencies[int(n * 0.95)] * 1000:.1f} ms, max {latencies[-1] * 1000:.0f} ms "
           f"(wall with start-up {wall:.1f} s)")  # fmt: skip

@@ -221,3 +221,22 @@ def test_channel_event_kinds_are_stored_and_chained(
     for kind in ("http", "wap_push", "mms", "call"):
         append_event(session_factory, kind, sim=SIM, text=kind, data={"k": kind})
     assert verify_chain(session_factory).ok
+
+
+def test_every_json_shape_and_awkward_text_come_back_as_hashed(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """PostgreSQL receives a batch as one JSON document: whatever an event holds (JSON
+    scalars, nesting, astral and control characters, quotes, text PostgreSQL cannot
+    store) must come back exactly as it was hashed, or the chain would not verify."""
+    values = ["abc", "", 5, 1.5, True, None, [1, "二", None, 2**70],
+              {"k": "😀 \u2028 \\ \" '", "n": {"x": []}}, "line\nbreak\ttab\x01\x00"]  # fmt: skip
+    events = [
+        NewEvent("note", text=f"t{i}\x00\ud800", peer="p\udfff", raw="00\n01", data=v)
+        for i, v in enumerate(values)
+    ]
+    rows = append_events(session_factory, events)
+    back = events_by_id(session_factory, [r.id for r in rows])
+    assert [dataclasses.astuple(r) for r in back] == [dataclasses.astuple(r) for r in rows]
+    assert back[-1].data == "line\nbreak\ttab\x01\ufffd" and back[0].text == "t0\ufffd\ufffd"
+    assert verify_chain(session_factory).ok

@@ -38,6 +38,10 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option that asks for the write lock at BEGIN (SQLite only).
 WRITE_LOCK_OPTION = "dialbot_write_lock"
+# Execution options (PostgreSQL; see `_pipelined`): a statement to send just before
+# this one, and whether to commit right after it (for the last one of a transaction).
+BEFORE_OPTION = "dialbot_before"
+COMMIT_OPTION = "dialbot_commit"
 # Key of the PostgreSQL advisory lock that serialises concurrent migrations.
 _MIGRATION_LOCK_KEY = 0x6469616C  # "dial"
 
@@ -81,8 +85,34 @@ def make_engine(
         kwargs.setdefault("pool_pre_ping", True)
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)
         outage.install(engine, outage_limit_s)
+        event.listen(engine, "do_execute", _pipelined)
         return engine
     return create_engine(parsed, **kwargs)
+
+
+def _pipelined(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """Send a statement marked with `BEFORE_OPTION` or `COMMIT_OPTION` in one round
+    trip with the statement before it (and the ``BEGIN``) or the ``COMMIT`` after it.
+
+    psycopg's pipeline mode: the server runs them back to back, without waiting
+    for the client in between. That matters for a transaction holding a lock
+    others queue on (the evidence chain head): it is taken, used and released
+    with the client in the way only once. If one fails the rest is skipped, the
+    error is raised here and the transaction rolls back as usual; after a commit
+    SQLAlchemy's own finds nothing left to do.
+    """
+    before = context.execution_options.get(BEFORE_OPTION)
+    commit = context.execution_options.get(COMMIT_OPTION)
+    if not before and not commit:
+        return False  # SQLAlchemy runs it as usual
+    connection = cursor.connection
+    with connection.pipeline():
+        if before:
+            connection.execute(before)
+        cursor.execute(statement, parameters)
+        if commit:
+            connection.commit()
+    return True
 
 
 def _ensure_sqlite_dir(url: URL) -> None:

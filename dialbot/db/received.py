@@ -18,14 +18,15 @@ transaction, so a receipt is either recorded or left over, never both:
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from typing import Any
 
-from sqlalchemy import exists, insert, literal, select
+from sqlalchemy import Table, exists, insert, literal, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db.engine import write_session
+from dialbot.db.engine import engine_of, write_session
 from dialbot.db.models import ReceivedPdu
 from dialbot.db.outage import survives_outage
 from dialbot.db.types import utcnow
@@ -75,13 +76,11 @@ class DbPduStore:
         if todo:
             with self._lock:
                 fresh = [item for _, item in todo if item.memory in self._checked]
-            with write_session(self.db) as session:
-                if len(fresh) == len(todo):  # the common case: one statement for all
-                    for (i, _item), new_id in zip(
-                        todo, self._insert_new(session, fresh), strict=True
-                    ):
-                        out[i] = Receipt(new_id, True)
-                else:
+            if len(fresh) == len(todo):  # the common case: one statement for all
+                for (i, _item), new_id in zip(todo, self._insert_new(fresh), strict=True):
+                    out[i] = Receipt(new_id, True)
+            else:
+                with write_session(self.db) as session:
                     for i, item in todo:
                         out[i] = self._insert(session, item)
         receipts = [r for r in out if r is not None]
@@ -91,14 +90,35 @@ class DbPduStore:
             self._checked.update(item.memory for item in items)
         return receipts
 
-    def _insert_new(self, session: Session, items: list[StoredPdu]) -> list[int]:
+    def _insert_new(self, items: list[StoredPdu]) -> list[int]:
         """Insert PDUs that arrived after this process first listed their memory: an
-        earlier process cannot have stored them (it would have been listed then)."""
-        result = session.execute(
-            insert(ReceivedPdu).returning(ReceivedPdu.id, sort_by_parameter_order=True),
-            [self._values(item) for item in items],
-        )
-        return [int(i) for i in result.scalars().all()]
+        earlier process cannot have stored them (it would have been listed then).
+
+        One statement, its own transaction. On PostgreSQL it runs in autocommit (it
+        is committed, durably, when it returns: no BEGIN and COMMIT round trips) and
+        its text is fixed (column arrays, not a row of parameters per PDU: nothing
+        to compile or parse again per listing size: the rows travel as one JSON
+        document); the ids come from the sequence
+        in the order of the rows, as SQLAlchemy's ordered RETURNING also relies on.
+        """
+        rows = [self._values(item) for item in items]
+        engine = engine_of(self.db)
+        if engine.dialect.name != "postgresql":
+            with write_session(self.db) as session:
+                result = session.connection().execute(
+                    insert(_RECEIVED).returning(_RECEIVED.c.id, sort_by_parameter_order=True),
+                    rows,
+                )
+                return [int(i) for i in result.scalars().all()]
+        for row in rows:
+            at = row["read_at"]
+            if at.tzinfo is None or at.utcoffset() is None:
+                raise ValueError(f"naive read time {at.isoformat()} (dialbot stores aware times)")
+            row["read_at"] = at.isoformat()
+        listing = json.dumps(rows, ensure_ascii=False)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            ids = conn.exec_driver_sql(_PG_INSERT, {"listing": listing}).scalars().all()
+        return sorted(int(i) for i in ids)
 
     def _insert(self, session: Session, item: StoredPdu) -> Receipt:
         """Insert unless an earlier process stored this PDU in this slot (read again
@@ -153,6 +173,15 @@ class DbPduStore:
                 .order_by(ReceivedPdu.id)
             ).all()
             return [(int(r.id), to_stored(r)) for r in rows]
+
+
+_RECEIVED: Table = ReceivedPdu.__table__  # type: ignore[assignment]
+_COLUMNS = ", ".join(c for c in _RECEIVED.columns.keys() if c not in ("id", "event_id"))
+_PG_INSERT = f"""INSERT INTO received_pdus ({_COLUMNS})
+SELECT {_COLUMNS}
+FROM json_populate_recordset(NULL::received_pdus, %(listing)s::json) WITH ORDINALITY AS listing
+ORDER BY listing.ordinality
+RETURNING id"""
 
 
 def _key(item: StoredPdu) -> tuple[str, int, str]:

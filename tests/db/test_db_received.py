@@ -130,3 +130,70 @@ def test_a_wap_push_is_stored_before_delivery_and_decoded_after_a_restart(
         session_factory, [NewEvent("wap_push", text=message.text, receipts=message.receipts)]
     )
     assert store.left_over() == []
+
+
+def test_a_later_listing_maps_each_new_receipt_to_its_own_pdu(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """After a memory's first listing its new PDUs go in one statement: each receipt id
+    must still name the row of its own PDU (slot, bytes, decoded text), in order."""
+    from dialbot.sim.smscodec import encode_deliver
+
+    store = DbPduStore(session_factory, "bank/4", "13800000004")
+    store.store(_read(PDU, 1))  # type: ignore[arg-type]  # the memory's first listing
+    sent = datetime(2026, 11, 29, 10, 0, 0, tzinfo=TZ)
+    texts = [f"第{i}条 message {i}" for i in range(7)]
+    pdus = [encode_deliver("1065800101", t, sent, "+8613800100500", 1)[0].pdu for t in texts]
+    items = [_read(pdu, 10 + i) for i, pdu in enumerate(pdus)]
+    receipts = store.store_many(items)  # type: ignore[arg-type]
+    assert all(r.new for r in receipts) and len({r.id for r in receipts}) == len(items)
+    by_id = {row.id: row for row in unrecorded(session_factory, "bank/4")}
+    for receipt, pdu, text, index in zip(receipts, pdus, texts, range(10, 17), strict=True):
+        row = by_id[receipt.id]
+        assert (row.pdu, row.text, row.slot_index, row.sim) == (pdu, text, index, "13800000004")
+        item = items[index - 10]
+        assert row.read_at == item.read_at and row.kind == item.kind  # type: ignore[attr-defined]
+
+
+def test_a_failed_append_claims_nothing_and_a_claimed_receipt_stays_with_its_event(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """The append and its claims commit together or not at all (PostgreSQL sends them
+    with the COMMIT in one round trip): a statement that fails leaves the chain head and
+    the receipts as they were; an event naming a receipt already recorded by another
+    does not take it over."""
+    import pytest
+    from sqlalchemy.exc import DBAPIError
+
+    from dialbot.db.evidence import EvidenceHead
+
+    store = DbPduStore(session_factory, "bank/5")
+    a, b = (store.store(_read(PDU, i)) for i in (1, 2))  # type: ignore[arg-type]
+    (first,) = append_events(session_factory, [NewEvent("sms_in", text="a", receipts=(a.id,))])
+    if session_factory.kw["bind"].dialect.name == "postgresql":  # SQLite does not check lengths
+        with pytest.raises(DBAPIError):
+            append_events(
+                session_factory,
+                [
+                    NewEvent("sms_in", text="b", receipts=(b.id,)),
+                    NewEvent("sms_out", peer="1" * 40, text="TD"),
+                ],
+            )
+        assert [r for r, _ in store.left_over()] == [b.id]
+        with session_factory() as session:
+            head = session.get(EvidenceHead, 1)
+            assert head is not None and (head.last_id, head.last_hash) == (first.id, first.hash)
+    rows = append_events(
+        session_factory,
+        [
+            NewEvent("sms_in", text="b", receipts=(b.id,)),
+            NewEvent("sms_in", text="a again", receipts=(a.id,)),
+        ],
+    )
+    with session_factory() as session:
+        from dialbot.db.models import ReceivedPdu
+
+        owners = {r.id: r.event_id for r in session.query(ReceivedPdu).all()}
+    assert owners == {a.id: first.id, b.id: rows[0].id}
+    assert store.left_over() == []
+    assert verify_chain(session_factory).ok
