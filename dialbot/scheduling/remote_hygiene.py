@@ -18,8 +18,10 @@ Bookkeeping follows the probe's dispatch rows (:mod:`dialbot.scheduling.distribu
 - the modems stay serialised by the worker's leases: a hygiene check and a
   probe on one modem never overlap, whatever arrives late.
 
-Fail safe: a SIM whose bank has no live worker, or whose bank's task expired,
-was lost, failed or outlived the deadline, is *not checked*; it is named
+Fail safe: a SIM is *checked* only when its hygiene flow ran to its end on the
+worker (a run in the database, not the worker's word). A SIM whose bank has no
+live worker, whose bank's task expired, was lost, failed or outlived the
+deadline, or that its worker could not check (busy, out of service), is not; it is named
 (masked) in a warning, and nothing is counted for it. A bank's failure is not
 fatal to the night.
 """
@@ -37,7 +39,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, Text,
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from dialbot.db.engine import write_session
-from dialbot.db.models import Base, Sim
+from dialbot.db.models import Base, Run, RunState, Sim
 from dialbot.db.outage import DatabaseUnavailable, heartbeat_cutoff, survives_outage
 from dialbot.db.types import utcnow
 from dialbot.mask import mask_msisdn
@@ -73,6 +75,8 @@ class HygieneTask(Base):
     claimed_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
     findings: Mapped[int | None] = mapped_column(Integer)
+    # the SIMs whose hygiene flow ran to its end (the others were not checked)
+    checked: Mapped[list[int] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -114,7 +118,12 @@ def claim_task(db: sessionmaker[Session], task_id: int, worker_id: int) -> Hygie
 
 @survives_outage
 def end_task(
-    db: sessionmaker[Session], task_id: int, worker_id: int, findings: int | None, error: str | None
+    db: sessionmaker[Session],
+    task_id: int,
+    worker_id: int,
+    findings: int | None,
+    error: str | None,
+    checked: list[int] | None = None,
 ) -> bool:
     """Store how the check ended (``failed`` with an error); False if it was resolved lost."""
     with write_session(db) as session:
@@ -128,6 +137,7 @@ def end_task(
             .values(
                 state="done" if error is None else "failed",
                 findings=findings,
+                checked=checked,
                 error=error,
                 ended_at=utcnow(),
             )  # fmt: skip
@@ -166,9 +176,27 @@ def run_hygiene_task(
         log.exception("hygiene task raised", extra={"task_id": task_id})
         end_task(db, task_id, worker_id, None, repr(exc))
         return 0
-    if not end_task(db, task_id, worker_id, found, None):
+    checked = checked_since(db, [int(i) for i in row.sim_ids], row.claimed_at or utcnow())
+    if not end_task(db, task_id, worker_id, found, None, checked):
         log.warning("hygiene task was resolved before it ended", extra={"task_id": task_id})
     return found
+
+
+@survives_outage
+def checked_since(db: sessionmaker[Session], sim_ids: list[int], since: datetime) -> list[int]:
+    """The SIMs whose hygiene flow ran to its end since ``since``: the evidence that a SIM
+    was checked (a SIM the hook skipped — busy, out of service — or whose check failed
+    has no such run)."""
+    with db() as session:
+        rows = session.scalars(
+            select(Run.sim_id).where(
+                Run.flow == "hygiene",
+                Run.state == RunState.DONE.value,
+                Run.sim_id.in_(sim_ids),
+                Run.created_at >= since,
+            )
+        )
+        return sorted({int(i) for i in rows if i is not None})
 
 
 # -- the controller's side ------------------------------------------------------------------
@@ -228,7 +256,10 @@ class DistributedHygiene:
             ids = groups[tasks[task_id]]
             if row.state == "done":
                 result.findings += int(row.findings or 0)
-                result.checked.extend(ids)
+                checked = set(row.checked or [])
+                result.checked.extend(i for i in ids if i in checked)
+                why = f"bank {row.bank}: not checked by its worker (busy, out of service, failed)"
+                result.unchecked.update({i: why for i in ids if i not in checked})
             else:
                 why = f"bank {row.bank}: hygiene task {row.state}: {row.error}"
                 result.unchecked.update(dict.fromkeys(ids, why))

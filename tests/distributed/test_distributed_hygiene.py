@@ -111,6 +111,7 @@ def test_a_distributed_night_finds_and_cleans_a_silent_subscription(cluster: Clu
     # one task per bank at the start of the night and one at its end, both finished
     assert [(t.bank, t.state) for t in tasks] == [(n, "done") for n in names] * 2
     assert [t.findings for t in tasks] == [1, 0, 0, 0]
+    assert all(t.sim_ids and t.checked == t.sim_ids for t in tasks), "each SIM really checked"
     for sim_id in {i.sim_id for i in items}:  # every probed SIM checked before and after
         mine = sorted(r.id for r in runs.values() if r.sim_id == sim_id)
         first, last = runs[mine[0]], runs[mine[-1]]

@@ -137,6 +137,7 @@ def test_a_distributed_month_follows_kept_orders(cluster: Cluster, served: Rig) 
             ).all()
         assert tasks and {(t.bank, t.state) for t in tasks} == {(cluster.bank("A"), "done")}
         assert len(tasks[0].sim_ids) == 3, "the followed SIMs, though none is in the plan"
+        assert tasks[0].checked == tasks[0].sim_ids
 
         horizon = max(ob.keep_until for ob in obligations if ob.keep_until)
         wait_for(lambda: now() > horizon, 90.0, "the horizon")

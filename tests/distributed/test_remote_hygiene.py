@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db.runs import upsert_sim
+from dialbot.db.models import RunState
+from dialbot.db.runs import create_run, transition, upsert_sim
 from dialbot.scheduling.celery_app import HYGIENE_TASK, BrokerSettings, queue_name
 from dialbot.scheduling.dispatch import NoCleanupNeeded, Runtime
 from dialbot.scheduling.hosts import beat, register_worker, worker_alive
@@ -32,17 +33,23 @@ BANKS = (("A", "north"), ("B", "south"), ("C", "north"))
 
 @dataclass
 class Host:
-    """One played worker: its runtime's hygiene hook records what it was asked."""
+    """One played worker: its runtime's hygiene hook records what it was asked and leaves
+    a finished hygiene run for each SIM it checks (``busy``: SIMs it cannot lease now)."""
 
     worker: BankWorker
     findings: int
     asked: list[list[int]] = field(default_factory=list)
     fail: bool = False
+    busy: set[int] = field(default_factory=set)
 
     def hygiene(self, sim_ids: Collection[int]) -> int:
         self.asked.append(sorted(sim_ids))
         if self.fail:
             raise RuntimeError("the modem's port went away")
+        for sim_id in sorted(set(sim_ids) - self.busy):
+            run = create_run(self.worker.db, "hygiene", sim_id=sim_id)
+            for state in (RunState.RUNNING, RunState.JUDGING, RunState.DONE):
+                transition(self.worker.db, run.id, state)
         return self.findings
 
 
@@ -121,6 +128,7 @@ def test_one_task_per_live_bank_and_a_dead_banks_sims_are_not_checked(
     stop = keep_alive(db, hosts, "AB")
     wait_stale(db, hosts["C"].worker.worker_id)  # bank C's worker is gone
     tasks = served_tasks(hosts)
+    hosts["B"].busy = {sims["B"][0]}  # in a probe when the check came: not checked
 
     def handle(task_id: int, queue: str) -> None:
         bank = queue.removeprefix(queue_name(""))
@@ -138,8 +146,10 @@ def test_one_task_per_live_bank_and_a_dead_banks_sims_are_not_checked(
     assert sorted(q for _, q in app.sent) == [queue_name("A"), queue_name("B")]
     assert hosts["A"].asked == [sims["A"]] and hosts["B"].asked == [sims["B"][:1]]
     assert hosts["C"].asked == []
-    assert sorted(hook.last.checked) == sorted(sims["A"] + sims["B"][:1])
-    assert set(hook.last.unchecked) == set(sims["C"]), "never counted as checked"
+    assert sorted(hook.last.checked) == sims["A"]
+    assert set(hook.last.unchecked) == set(sims["C"] + sims["B"][:1]), "never counted as checked"
+    assert "no live worker" in hook.last.unchecked[sims["C"][0]]
+    assert "not checked by its worker" in hook.last.unchecked[sims["B"][0]]
     named = [r.getMessage() for r in caplog.records if "not checked" in r.getMessage()]
     assert named and "1390000002" not in named[0], "named, masked"
     assert {get_task(db, t).state for t, _ in app.sent} == {"done"}

@@ -41,6 +41,7 @@ def upgrade() -> None:
         _ts("claimed_at", nullable=True),
         _ts("ended_at", nullable=True),
         sa.Column("findings", sa.Integer(), nullable=True),
+        sa.Column("checked", sa.JSON(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.CheckConstraint(_in("state", HYGIENE_STATES), name="ck_hygiene_tasks_state"),
     )
