@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import subprocess
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,11 +27,15 @@ from dbfixtures import reset_pg_schema
 from sqlalchemy import select
 from vbanks import serve_two_banks, subscribed
 
+from dialbot.config import load_config
 from dialbot.db.engine import engine_of, open_database
-from dialbot.db.models import CleanupObligation, Finding, Run, Sim
+from dialbot.db.models import CleanupObligation, Finding, Run, Service, Sim
+from dialbot.scheduling.celery_app import broker_settings, make_app
+from dialbot.scheduling.dispatch import ProbeJob, ProbeOutcome
+from dialbot.scheduling.distributed import DistributedDispatcher
 from dialbot.scheduling.hosts import fleet_status_rows
 from dialbot.scheduling.models import PlanItemRow
-from dialbot.scheduling.remote_hygiene import HygieneTask
+from dialbot.scheduling.remote_hygiene import DistributedHygiene, HygieneTask
 from dialbot.sim.bank import VirtualBank
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -117,3 +122,57 @@ def test_a_distributed_night_finds_and_cleans_a_silent_subscription(cluster: Clu
         first, last = runs[mine[0]], runs[mine[-1]]
         assert first.flow == last.flow == "hygiene" and first.id != last.id
         assert {first.state, last.state} == {"done"}
+
+
+def test_a_check_and_a_probe_on_one_modem_never_overlap(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hygiene task arriving while its SIM is in a probe (as a late one would) waits for
+    the worker's lease of the modem or skips the SIM: the two never drive it at once, and
+    a skipped SIM is not counted as checked."""
+    for key, value in cluster.env(cluster.root / "unused.toml").items():  # controller: here
+        if key.startswith("DIALBOT_BROKER_"):
+            monkeypatch.setenv(key, value)
+    names = (cluster.bank("A"), cluster.bank("B"))
+    with serve_two_banks(cluster.root, cluster.db_url, names) as banks:
+        cluster.host_config("hostA", "")
+        cluster.start_worker("A")
+        db = open_database(cluster.db_url)
+        wait_for(lambda: [r.alive for r in fleet_status_rows(db, timedelta(seconds=3))]
+                 == [True], 60, "the worker to register")  # fmt: skip
+        with db() as session:
+            sim_id, msisdn = session.execute(
+                select(Sim.id, Sim.msisdn).where(Sim.bank == names[0]).order_by(Sim.id)
+            ).first()  # type: ignore[misc]
+            service = session.scalars(
+                select(Service).where(Service.region == "north").order_by(Service.id)
+            ).first()
+            assert service is not None
+            sp_code = service.sp.code
+        settings = broker_settings(load_config(cluster.host_config("controller", "")))
+        app = make_app(settings)
+        job = ProbeJob(0, 0, service.id, sp_code, "monthly", sim_id)
+        outcome: list[ProbeOutcome] = []
+        probe = threading.Thread(target=lambda: outcome.append(
+            DistributedDispatcher(db, app, settings).run(job)))  # fmt: skip
+        probe.start()
+        try:
+            wait_for(lambda: bool(subscribed(banks["A"])), 60, "the probe to subscribe its SIM")
+            hook = DistributedHygiene(db, app, settings)
+            found = hook([sim_id])
+        finally:
+            probe.join(120)
+            app.close()
+        assert outcome and outcome[0].status == "done", outcome
+        with db() as session:
+            runs = session.scalars(select(Run).where(Run.sim_id == sim_id)).all()
+            task = session.scalars(select(HygieneTask)).one()
+        engine_of(db).dispose()
+    assert task.state == "done" and found == 0
+    spans = sorted((r.started_at, r.ended_at, r.flow) for r in runs if r.started_at)
+    assert {flow for _, _, flow in spans} >= {"monthly"}
+    for (_, end, _), (start, _, _) in zip(spans, spans[1:], strict=False):
+        assert end is not None and end <= start, f"runs on one modem overlap: {spans}"
+    checked = [r for r in runs if r.flow == "hygiene" and r.state == "done"]
+    assert task.checked == ([sim_id] if checked else [])
+    assert (sim_id in hook.last.unchecked) == (not checked), msisdn
