@@ -49,7 +49,12 @@ SEVERITIES = ("critical", "major", "minor", "quality")
 GENESIS_HASH = "0" * 64
 # Every module that declares tables on ``Base``: alembic autogenerate and the
 # schema test must see them all. Add yours here.
-MODEL_MODULES = ("dialbot.db.models", "dialbot.scheduling.models", "dialbot.scheduling.hosts")
+MODEL_MODULES = (
+    "dialbot.db.models",
+    "dialbot.scheduling.models",
+    "dialbot.scheduling.hosts",
+    "dialbot.scheduling.remote_hygiene",
+)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

@@ -34,7 +34,14 @@ DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 QUEUE_PREFIX = "dialbot.bank."
 PROBE_TASK = "dialbot.probe"
 CLEANUP_TASK = "dialbot.cleanup"
-_NUMBER_KEYS = ("heartbeat_s", "stale_after_s", "claim_timeout_s", "visibility_timeout_s")
+HYGIENE_TASK = "dialbot.hygiene"
+_NUMBER_KEYS = (
+    "heartbeat_s",
+    "stale_after_s",
+    "claim_timeout_s",
+    "visibility_timeout_s",
+    "hygiene_timeout_s",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,8 @@ class BrokerSettings:
     given up (its bank has no live worker). ``visibility_timeout_s`` (Redis
     only): when an unacknowledged message is delivered again; longer than
     any probe, since the database, not redelivery, resolves lost probes.
+    ``hygiene_timeout_s``: how long a distributed night waits for a bank's hygiene
+    check (dialbot.scheduling.remote_hygiene); a bank past it is logged as not checked.
     """
 
     url: str = DEFAULT_BROKER
@@ -53,6 +62,7 @@ class BrokerSettings:
     stale_after_s: float = 30.0
     claim_timeout_s: float = 600.0
     visibility_timeout_s: float = 6 * 3600.0
+    hygiene_timeout_s: float = 3600.0
 
 
 def queue_name(bank: str) -> str:

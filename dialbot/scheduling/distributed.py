@@ -57,6 +57,7 @@ from dialbot.scheduling.hosts import FINAL_DISPATCH_STATES, Dispatch, FleetBank,
 from dialbot.scheduling.inputs import flow_tables
 from dialbot.scheduling.planner import SimInfo
 from dialbot.scheduling.recovery import Recovery, decide, order_went_out
+from dialbot.scheduling.remote_hygiene import DistributedHygiene
 
 if TYPE_CHECKING:  # celery is needed to send or serve probes, not to import dialbot
     from celery import Celery
@@ -408,6 +409,6 @@ def runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
         flow_billing=billing,
         flow_seconds=seconds,
         close=app.close,
-        # no hygiene hook (the default no-op): a SIM's modem is held by its bank's
-        # worker, so a night's hygiene check would have to be a worker task of its own
+        # a SIM's modem is held by its bank's worker: the check is a worker task per bank
+        hygiene=DistributedHygiene(db, app, settings),
     )

@@ -31,7 +31,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from dialbot.db.outage import DatabaseUnavailable, survives_outage
 from dialbot.db.types import utcnow
 from dialbot.errors import DialbotError
-from dialbot.scheduling.celery_app import CLEANUP_TASK, PROBE_TASK, BrokerSettings, queue_name
+from dialbot.scheduling.celery_app import (
+    CLEANUP_TASK,
+    HYGIENE_TASK,
+    PROBE_TASK,
+    BrokerSettings,
+    queue_name,
+)
 from dialbot.scheduling.dispatch import ProbeJob, ProbeOutcome, Runtime
 from dialbot.scheduling.distributed import (
     claim,
@@ -40,6 +46,7 @@ from dialbot.scheduling.distributed import (
     resolve_stale_of_bank,
 )
 from dialbot.scheduling.hosts import FleetBank, beat, register_worker, stop_worker, worker_alive
+from dialbot.scheduling.remote_hygiene import run_hygiene_task
 
 if TYPE_CHECKING:  # celery is needed to send or serve probes, not to import dialbot
     from celery import Celery
@@ -176,9 +183,14 @@ class BankWorker:
         """The cleanup task: discharge this bank's pending obligations."""
         return self.runtime.cleanup.discharge_pending()
 
+    def run_hygiene(self, task_id: int) -> int:
+        """The hygiene task: claim, check the task's SIMs of this bank with the local
+        runtime's hook (follow-ups, then the hygiene flow), store the findings."""
+        return run_hygiene_task(self.db, self.runtime.hygiene, task_id, self.worker_id)
+
 
 def register_tasks(app: Celery, worker: BankWorker) -> None:
-    """Bind the probe and cleanup tasks of ``app`` to this worker."""
+    """Bind the probe, cleanup and hygiene tasks of ``app`` to this worker."""
 
     @app.task(name=PROBE_TASK, acks_late=True)
     def probe(dispatch_id: int, follow_days: float | None = None) -> str:
@@ -188,6 +200,10 @@ def register_tasks(app: Celery, worker: BankWorker) -> None:
     @app.task(name=CLEANUP_TASK, acks_late=True)
     def cleanup() -> int:
         return worker.run_cleanup()
+
+    @app.task(name=HYGIENE_TASK, acks_late=True)
+    def hygiene(task_id: int) -> int:
+        return worker.run_hygiene(int(task_id))
 
 
 def start_celery(app: Celery, worker: BankWorker, loglevel: str = "INFO") -> None:
