@@ -249,7 +249,7 @@ class LocalFleet:
             return sum(pool.map(lambda e: self._check(e[0], e[1], flow), entries))
 
     def _check(self, slot: FleetModem, sim: SimRef, flow: Flow) -> int:
-        """One SIM's hygiene check; returns its findings."""
+        """One SIM's follow-up and hygiene check; returns their findings."""
         label = label_of(slot)
         lease = self._lease(slot)
         if isinstance(lease, str):
@@ -260,7 +260,7 @@ class LocalFleet:
             self._busy.add(sim.id)
         try:
             with lease:
-                self._follow(lease, sim, label)
+                followed = self._follow(lease, sim, label)
                 check = self.station.hygiene(lease, sim, flow)
         finally:
             with self._lock:
@@ -274,20 +274,22 @@ class LocalFleet:
         if check.findings:
             codes = sorted({f.code for run in check.runs for f in run.findings})
             log.warning("hygiene findings", extra={"modem": label, "codes": codes})
-        return check.findings
+        return followed + check.findings
 
-    def _follow(self, lease: Lease, sim: SimRef, label: str) -> None:
+    def _follow(self, lease: Lease, sim: SimRef, label: str) -> int:
         """The month after: a SIM with followed orders is looked at before its hygiene
-        check (dialbot.flows.follow); a failed look is tried again the next night."""
+        check (dialbot.flows.follow); a failed look is tried again the next night.
+        Returns its findings."""
         outcome = self.station.follow(lease, sim)
         if outcome is None:
-            return
+            return 0
         if outcome.error or outcome.cleanup_error:
             why = outcome.error or outcome.cleanup_error
             log.warning("follow-up incomplete", extra={"modem": label, "reason": why})
         if outcome.findings:
             codes = sorted({f.code for f in outcome.findings})
             log.warning("follow-up findings", extra={"modem": label, "codes": codes})
+        return len(outcome.findings)
 
     # -- Cleanup ---------------------------------------------------------------------------
 

@@ -165,6 +165,7 @@ def test_a_schedule_keeps_and_follows_through_a_month(tmp_path: Path) -> None:
             with rig.db() as session:
                 rows = session.scalars(select(Finding).where(Finding.created_at >= since)).all()
             assert rows and all(f.evidence and f.amount_fen == 500 for f in rows)
+            assert second.hygiene_findings >= len(rows), "the night counts what it followed"
 
             horizon = max(ob.keep_until for ob in obligations if ob.keep_until)
             wait_until(lambda: now() > horizon, 90.0, "the horizon")
