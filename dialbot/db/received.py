@@ -164,6 +164,13 @@ class DbPduStore:
         with self._lock:
             self._undeleted = {k: v for k, v in self._undeleted.items() if v != receipt}
 
+    def listed(self, memory: str) -> None:
+        """An empty first listing counts: a PDU arriving there later cannot be one an
+        earlier process stored (a byte-identical reply — same text, same SCTS second —
+        to the previous process's query would otherwise be taken for a re-read)."""
+        with self._lock:
+            self._checked.add(memory)
+
     @survives_outage
     def left_over(self) -> list[tuple[int, StoredPdu]]:
         with self.db() as session:

@@ -291,7 +291,8 @@ class Modem:
             delivered = self._recover()
             for memory, listed, read_at in self._op(self._list_locked):
                 items = [read_pdu(self.port, memory or "", i, pdu, read_at) for i, pdu in listed]
-                if not items:
+                if not items:  # an empty memory: what arrives there later is new
+                    self.store.listed(memory or "")
                     continue
                 try:
                     receipts = self.store.store_many(items)

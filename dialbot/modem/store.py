@@ -46,6 +46,11 @@ class PduStore(Protocol):
         """The PDU was deleted from the modem: an identical PDU later is a new message."""
         ...
 
+    def listed(self, memory: str) -> None:
+        """This process has listed `memory` (perhaps empty): whatever arrives there from
+        now on is new, never a re-read of what an earlier process stored."""
+        ...
+
     def left_over(self) -> list[tuple[int, StoredPdu]]:
         """PDUs stored by an earlier process and never recorded as evidence."""
         ...
@@ -74,6 +79,9 @@ class MemoryStore:
     def deleted(self, receipt: int) -> None:
         with self._lock:
             self._undeleted = {k: v for k, v in self._undeleted.items() if v != receipt}
+
+    def listed(self, memory: str) -> None:
+        pass  # nothing survives this process: no earlier process to tell apart
 
     def left_over(self) -> list[tuple[int, StoredPdu]]:
         return []

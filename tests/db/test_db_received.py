@@ -42,6 +42,24 @@ def test_read_twice_is_one_receipt_even_after_a_restart(
     assert after_delete.new and after_delete.id != first.id  # the SP sent it twice
 
 
+def test_after_an_empty_first_listing_an_identical_pdu_is_a_new_message(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """A carrier's reply byte-identical to the one the previous process read and deleted
+    (same text, same SCTS second, same slot) is a new message once this process has
+    listed the memory empty: nothing of an earlier process can be there any more."""
+    earlier = DbPduStore(session_factory, "bank/1")
+    (first,) = earlier.store_many([_read(PDU)])  # type: ignore[list-item]
+    earlier.deleted(first.id)
+    restarted = DbPduStore(session_factory, "bank/1")
+    restarted.listed("SM")
+    (reply,) = restarted.store_many([_read(PDU)])  # type: ignore[list-item]
+    assert reply.new and reply.id != first.id
+    unlisted = DbPduStore(session_factory, "bank/1")  # a re-read after a crash stays one
+    (again,) = unlisted.store_many([_read(PDU)])  # type: ignore[list-item]
+    assert not again.new
+
+
 def test_an_undecodable_pdu_is_kept_raw_with_its_problem(
     session_factory: sessionmaker[Session],
 ) -> None:
