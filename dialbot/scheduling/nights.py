@@ -18,6 +18,9 @@ Crash safety comes from three rules:
 
 Each SIM's items run in plan order on a thread of their own; a SIM never
 runs the same SP twice in a row, also when items in between were skipped.
+A SIM done with its own items takes the last ones of the busiest lanes
+(:mod:`dialbot.scheduling.stealing`), so lanes whose probes took longer than
+estimated do not keep the night going while others sit idle.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import count
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -38,12 +42,22 @@ from dialbot.db.outage import DatabaseUnavailable, survives_outage
 from dialbot.db.types import utcnow
 from dialbot.scheduling.dispatch import Dispatcher, ProbeJob, ProbeOutcome
 from dialbot.scheduling.models import ItemState, NightPlan, NightState, PlanItemRow
-from dialbot.scheduling.planner import Plan
+from dialbot.scheduling.planner import Plan, SimInfo
 from dialbot.scheduling.recovery import owner_tag, recover_running
+from dialbot.scheduling.stealing import (
+    NOTHING_LEFT,
+    Board,
+    Lane,
+    claim_moved,
+    load_facts,
+    moved_reason,
+    next_seq,
+)
 
 log = logging.getLogger("dialbot.scheduling.nights")
 Clock = Callable[[], datetime]
 Progress = Callable[[int, str], None]  # (item id, new state)
+WAIT_S = 0.5  # longest a lane waits (for its SP, or for work to steal) before looking at stop
 
 
 @dataclass(frozen=True)
@@ -213,7 +227,14 @@ def _load(db: sessionmaker[Session], plan_id: int) -> tuple[NightPlan, list[Plan
 
 
 class NightExecutor:
-    """Runs a stored night's pending items, one thread per SIM."""
+    """Runs a stored night's pending items, one thread per SIM.
+
+    With ``per_sp_concurrency`` (the schedule's) no more probes of one SP run at
+    once than it allows, whatever the lanes' real durations; with ``sims`` too
+    (the fleet's ready SIMs: their regions and modems), a lane that has run
+    out of items of its own steals the last ones of the busiest lanes (see
+    :mod:`dialbot.scheduling.stealing`).
+    """
 
     def __init__(
         self,
@@ -224,6 +245,8 @@ class NightExecutor:
         stop: threading.Event | None = None,
         clock: Clock = utcnow,
         on_item: Progress | None = None,
+        per_sp_concurrency: int | None = None,
+        sims: Mapping[int, SimInfo] | None = None,
     ) -> None:
         self.db = db
         self.dispatcher = dispatcher
@@ -231,19 +254,31 @@ class NightExecutor:
         self.stop = stop or threading.Event()
         self.clock = clock
         self.on_item = on_item or (lambda _id, _state: None)
+        self.per_sp_concurrency = per_sp_concurrency
+        self.sims = sims
+        self.moved = 0  # items this executor moved to another SIM
+        self._seq: Iterator[int] = iter(())
 
     def run(self, plan_id: int) -> dict[str, int]:
         """Run until every item is final, the window closes or ``stop`` is set."""
         night, items = _load(self.db, plan_id)
-        lanes: dict[int, list[PlanItemRow]] = defaultdict(list)
+        by_sim: dict[int, list[PlanItemRow]] = defaultdict(list)
         for item in items:
-            lanes[item.sim_id].append(item)
+            by_sim[item.sim_id].append(item)
+        lanes = {
+            sim: Lane(sim, lane, _last_sp_run(lane), {i.service_id for i in lane})
+            for sim, lane in by_sim.items()
+        }
+        facts = None
+        if self.sims is not None and self.per_sp_concurrency is not None:
+            facts = load_facts(self.db, plan_id, self.sims)
+            self._seq = count(next_seq(self.db, plan_id))
+        board = Board(lanes, self.per_sp_concurrency, facts)
         threads = [
-            threading.Thread(
-                target=self._lane, args=(lane, night.window_end), name=f"lane-{sim}", daemon=True
-            )
+            threading.Thread(target=self._lane, args=(lane, board, night.window_end),
+                             name=f"lane-{sim}", daemon=True)
             for sim, lane in lanes.items()
-        ]
+        ]  # fmt: skip
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -252,41 +287,102 @@ class NightExecutor:
             finish_night(self.db, plan_id)
         return progress(self.db, plan_id)
 
-    def _lane(self, items: list[PlanItemRow], window_end: datetime) -> None:
+    def _lane(self, lane: Lane, board: Board, window_end: datetime) -> None:
         try:
-            self._run_lane(items, window_end)
+            self._run_lane(lane, board, window_end)
+            if not self.stop.is_set() and lane.last_sp is not None and not lane.closed:
+                self._steal(lane, board, window_end)
         except DatabaseUnavailable as exc:  # the night ends on it too; one line is enough
-            log.error("lane stopped: %s", exc, extra={"sim_id": items[0].sim_id})
+            log.error("lane stopped: %s", exc, extra={"sim_id": lane.sim_id})
         except Exception:  # a broken lane must not take the night down with it
-            log.exception("lane failed", extra={"sim_id": items[0].sim_id})
+            log.exception("lane failed", extra={"sim_id": lane.sim_id})
+        finally:
+            board.close(lane)
 
-    def _run_lane(self, items: list[PlanItemRow], window_end: datetime) -> None:
-        last_sp = _last_sp_run(items)
+    def _run_lane(self, lane: Lane, board: Board, window_end: datetime) -> None:
+        items = lane.items
         for index, item in enumerate(items):
-            if item.state != ItemState.PENDING.value:
-                continue
+            board.move_to(lane, index)  # from here on no other lane takes this item
+            if item.state != ItemState.PENDING.value or item.id in lane.stolen:
+                continue  # a stolen one: the lane that took it runs it
             if self.stop.is_set():
+                board.close(lane)
                 return
             rest = [i.id for i in items[index:] if i.state == ItemState.PENDING.value]
             if self.clock() >= window_end:
+                board.close(lane)
                 self._skip(rest, "window over")
                 return
-            if item.sp_code == last_sp:
+            if item.sp_code == lane.last_sp:
                 self._skip([item.id], "rotation: previous probe on this SIM was the same SP")
                 continue
-            outcome = self._run_item(item)
+            if not board.acquire(item.sp_code, self.stop, WAIT_S):
+                board.close(lane)
+                return
+            if self.clock() >= window_end:  # waited for its SP until the window closed
+                board.release(item.sp_code)
+                board.close(lane)
+                self._skip(rest, "window over")
+                return
+            outcome = self._run_counted(item, board)
             if outcome is None:
                 continue
             if outcome.status != "infra_failed" or outcome.ordered:
-                last_sp = item.sp_code
+                lane.last_sp = item.sp_code
             if outcome.sim_unusable:
+                board.close(lane)
                 self._skip(rest[1:], f"SIM out of service: {outcome.error or 'unusable'}")
                 return
+        board.move_to(lane, len(items))
 
-    def _run_item(self, item: PlanItemRow) -> ProbeOutcome | None:
+    def _steal(self, lane: Lane, board: Board, window_end: datetime) -> None:
+        """Run the last items of the busiest lanes until none is left to take."""
+        while not self.stop.is_set():
+            now = self.clock()
+            if now >= window_end:
+                return
+            taken = board.steal(lane, now, window_end)
+            if taken is NOTHING_LEFT:
+                return
+            if not isinstance(taken, PlanItemRow):
+                board.wait(lane, WAIT_S)  # nothing fits now: after the next change
+                continue
+            item, victim = taken, taken.sim_id
+            reason = moved_reason(item.reason)
+            if not claim_moved(self.db, item.id, lane.sim_id, next(self._seq), reason):
+                board.release(item.sp_code)  # finalised or claimed elsewhere meanwhile
+                continue
+            item.sim_id, item.reason = lane.sim_id, reason
+            self.moved += 1
+            log.info(
+                "probe moved to an idle SIM",
+                extra={"item_id": item.id, "service_id": item.service_id, "flow": item.flow,
+                       "sp_code": item.sp_code, "from_sim_id": victim, "sim_id": lane.sim_id,
+                       "why": "its lane had the most work left; this SIM had none"},
+            )  # fmt: skip
+            outcome = self._run_counted(item, board, claimed=True)
+            if outcome is None:
+                continue
+            if outcome.status != "infra_failed" or outcome.ordered:
+                lane.last_sp = item.sp_code
+            if outcome.sim_unusable:
+                return
+
+    def _run_counted(
+        self, item: PlanItemRow, board: Board, claimed: bool = False
+    ) -> ProbeOutcome | None:
+        """Run an item whose probe the board counts as running; stop counting it after."""
+        try:
+            return self._run_item(item, claimed)
+        finally:
+            board.release(item.sp_code)
+
+    def _run_item(self, item: PlanItemRow, claimed: bool = False) -> ProbeOutcome | None:
         attempt = item.attempts
         while True:
-            if not _claim(self.db, item.id):
+            if claimed:
+                claimed = False  # the caller claimed it (and moved it) already
+            elif not _claim(self.db, item.id):
                 return None  # someone else took it (or it was finalised meanwhile)
             attempt += 1
             self.on_item(item.id, ItemState.RUNNING.value)
