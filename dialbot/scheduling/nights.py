@@ -57,6 +57,7 @@ from dialbot.scheduling.stealing import (
 log = logging.getLogger("dialbot.scheduling.nights")
 Clock = Callable[[], datetime]
 Progress = Callable[[int, str], None]  # (item id, new state)
+ROTATION = "rotation: previous probe on this SIM was the same SP"
 WAIT_S = 0.5  # longest a lane waits (for its SP, or for work to steal) before looking at stop
 
 
@@ -266,9 +267,10 @@ class NightExecutor:
         for item in items:
             by_sim[item.sim_id].append(item)
         lanes = {
-            sim: Lane(sim, lane, _last_sp_run(lane), {i.service_id for i in lane})
+            sim: Lane(sim, [i for i in lane if i.state == ItemState.PENDING.value],
+                      _last_sp_run(lane), {i.service_id for i in lane})
             for sim, lane in by_sim.items()
-        }
+        }  # fmt: skip
         facts = None
         if self.sims is not None and self.per_sp_concurrency is not None:
             facts = load_facts(self.db, plan_id, self.sims)
@@ -290,8 +292,6 @@ class NightExecutor:
     def _lane(self, lane: Lane, board: Board, window_end: datetime) -> None:
         try:
             self._run_lane(lane, board, window_end)
-            if not self.stop.is_set() and lane.last_sp is not None and not lane.closed:
-                self._steal(lane, board, window_end)
         except DatabaseUnavailable as exc:  # the night ends on it too; one line is enough
             log.error("lane stopped: %s", exc, extra={"sim_id": lane.sim_id})
         except Exception:  # a broken lane must not take the night down with it
@@ -300,73 +300,50 @@ class NightExecutor:
             board.close(lane)
 
     def _run_lane(self, lane: Lane, board: Board, window_end: datetime) -> None:
-        items = lane.items
-        for index, item in enumerate(items):
-            board.move_to(lane, index)  # from here on no other lane takes this item
-            if item.state != ItemState.PENDING.value or item.id in lane.stolen:
-                continue  # a stolen one: the lane that took it runs it
-            if self.stop.is_set():
-                board.close(lane)
-                return
-            rest = [i.id for i in items[index:] if i.state == ItemState.PENDING.value]
-            if self.clock() >= window_end:
-                board.close(lane)
-                self._skip(rest, "window over")
-                return
-            if item.sp_code == lane.last_sp:
-                self._skip([item.id], "rotation: previous probe on this SIM was the same SP")
-                continue
-            if not board.acquire(item.sp_code, self.stop, WAIT_S):
-                board.close(lane)
-                return
-            if self.clock() >= window_end:  # waited for its SP until the window closed
-                board.release(item.sp_code)
-                board.close(lane)
-                self._skip(rest, "window over")
-                return
-            outcome = self._run_counted(item, board)
-            if outcome is None:
-                continue
-            if outcome.status != "infra_failed" or outcome.ordered:
-                lane.last_sp = item.sp_code
-            if outcome.sim_unusable:
-                board.close(lane)
-                self._skip(rest[1:], f"SIM out of service: {outcome.error or 'unusable'}")
-                return
-        board.move_to(lane, len(items))
-
-    def _steal(self, lane: Lane, board: Board, window_end: datetime) -> None:
-        """Run the last items of the busiest lanes until none is left to take."""
         while not self.stop.is_set():
             now = self.clock()
             if now >= window_end:
+                self._skip([i.id for i in board.drop(lane)], "window over")
                 return
-            taken = board.steal(lane, now, window_end)
-            if taken is NOTHING_LEFT:
+            picked = board.pick(lane, now, window_end)
+            if picked is NOTHING_LEFT:
                 return
-            if not isinstance(taken, PlanItemRow):
-                board.wait(lane, WAIT_S)  # nothing fits now: after the next change
+            if isinstance(picked, list):
+                self._skip([i.id for i in picked], ROTATION)
                 continue
-            item, victim = taken, taken.sim_id
-            reason = moved_reason(item.reason)
-            if not claim_moved(self.db, item.id, lane.sim_id, next(self._seq), reason):
+            if not isinstance(picked, PlanItemRow):
+                board.wait(lane, WAIT_S)  # nothing may start now: after the next change
+                continue
+            item = picked
+            moved = item.sim_id != lane.sim_id
+            if moved and not self._move(item, lane):
                 board.release(item.sp_code)  # finalised or claimed elsewhere meanwhile
                 continue
-            item.sim_id, item.reason = lane.sim_id, reason
-            self.moved += 1
-            log.info(
-                "probe moved to an idle SIM",
-                extra={"item_id": item.id, "service_id": item.service_id, "flow": item.flow,
-                       "sp_code": item.sp_code, "from_sim_id": victim, "sim_id": lane.sim_id,
-                       "why": "its lane had the most work left; this SIM had none"},
-            )  # fmt: skip
-            outcome = self._run_counted(item, board, claimed=True)
+            outcome = self._run_counted(item, board, claimed=moved)
             if outcome is None:
                 continue
             if outcome.status != "infra_failed" or outcome.ordered:
                 lane.last_sp = item.sp_code
             if outcome.sim_unusable:
+                rest = [i.id for i in board.drop(lane)]
+                self._skip(rest, f"SIM out of service: {outcome.error or 'unusable'}")
                 return
+
+    def _move(self, item: PlanItemRow, lane: Lane) -> bool:
+        """Claim another lane's item for this one, moving it to this SIM."""
+        reason = moved_reason(item.reason)
+        if not claim_moved(self.db, item.id, lane.sim_id, next(self._seq), reason):
+            return False
+        victim = item.sim_id
+        item.sim_id, item.reason = lane.sim_id, reason
+        self.moved += 1
+        log.info(
+            "probe moved to an idle SIM",
+            extra={"item_id": item.id, "service_id": item.service_id, "flow": item.flow,
+                   "sp_code": item.sp_code, "from_sim_id": victim, "sim_id": lane.sim_id,
+                   "why": "its lane had the most work left; this SIM had none it could run"},
+        )  # fmt: skip
+        return True
 
     def _run_counted(
         self, item: PlanItemRow, board: Board, claimed: bool = False

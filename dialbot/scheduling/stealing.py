@@ -128,65 +128,113 @@ def claim_moved(
 
 @dataclass
 class Lane:
-    """One SIM's items in plan order, and where its thread is (guarded by the board's lock)."""
+    """One SIM's own items not yet taken, in plan order, and its history tonight (guarded
+    by the board's lock)."""
 
     sim_id: int
-    items: list[PlanItemRow]
+    pending: list[PlanItemRow]
     last_sp: str | None = None  # SP of its last probe tonight
     services: set[int] = field(default_factory=set)  # services on this SIM tonight
-    at: int = -1  # index of the item the lane's thread is at
-    closed: bool = False  # its thread stopped before its end: nothing to steal from it
-    stolen: set[int] = field(default_factory=set)  # ids of its items other lanes took
-    seen: int = 0  # the board's change count when it last looked for an item to steal
+    closed: bool = False  # its thread has ended
+    seen: int = 0  # the board's change count when it last looked for work
 
-    def stealable(self) -> list[PlanItemRow]:
-        """Its items the lane has not reached, still pending when loaded, not taken."""
-        if self.closed:
-            return []
-        return [
-            item
-            for item in self.items[self.at + 1 :]
-            if item.state == ItemState.PENDING.value and item.id not in self.stolen
-        ]
+    def work_s(self) -> float:
+        """Estimated seconds of its own items not yet taken."""
+        return sum(item.est_duration_s for item in self.pending)
 
 
-NOTHING_LEFT = "nothing left"
+NOTHING_LEFT = "nothing left"  # no own item, nothing to steal: the lane's night is over
+WAIT = "wait"  # nothing may start now: look again after the next change
+LOOKAHEAD = 16  # own items a lane looks at when the next one may not start yet
 
 
 class Board:
-    """The lanes of one night and the probes running per SP, shared by the lanes' threads."""
+    """The lanes of one night and the probes running per SP, shared by the lanes' threads.
+
+    A lane asks :meth:`pick` for its next probe: the first of its own items
+    (within :data:`LOOKAHEAD`) that keeps rotation and per-SP concurrency and
+    does not leave its remaining items stuck behind the same SP (so a lane
+    whose next SP is at its limit runs a later item meanwhile rather than
+    wait), else the last item of the lane with the most work left, if every
+    constraint allows it on this SIM (see the module docstring).
+    """
 
     def __init__(self, lanes: Mapping[int, Lane], limit: int | None, facts: Facts | None) -> None:
         self.lanes = lanes
         self.limit = limit
-        self.facts = facts
+        self.facts = facts if limit is not None else None  # stealing needs the limit
         self.running: dict[str, int] = {}
         self.cond = threading.Condition()
-        self.changes = 0  # counts every change a waiting thief may care about
+        self.changes = 0  # counts every change a waiting lane may care about
 
-    # -- per-SP concurrency -----------------------------------------------------------------
-
-    def acquire(self, sp: str, until: threading.Event, wait_s: float) -> bool:
-        """Count a probe of ``sp`` as running, once fewer than the limit are; False if
-        ``until`` was set first. Without a limit it counts and never waits."""
+    def pick(
+        self, lane: Lane, now: datetime, window_end: datetime
+    ) -> PlanItemRow | list[PlanItemRow] | str:
+        """The lane's next probe, counted as running (a stolen one still carries its old
+        SIM), or :data:`WAIT`, or :data:`NOTHING_LEFT`, or the lane's items that can never
+        run on it (each of the SP it ran last, and nothing else runs that could change it)."""
         with self.cond:
-            while self.limit is not None and self.running.get(sp, 0) >= self.limit:
-                if until.is_set():
-                    return False
-                self.cond.wait(wait_s)
-            self.running[sp] = self.running.get(sp, 0) + 1
-            return True
+            lane.seen = self.changes
+            index = self._own(lane, strict=True)
+            if index is None:
+                index = self._own(lane, strict=False)
+            if index is not None:
+                item = lane.pending.pop(index)
+                self._count(item)
+                return item
+            stolen = self._steal(lane, now, window_end)
+            if stolen is not None:
+                return stolen
+            others = self.facts is not None and any(
+                o.pending for o in self.lanes.values() if o is not lane and not o.closed
+            )
+            if not lane.pending:
+                return WAIT if others else NOTHING_LEFT
+            rotation_only = all(item.sp_code == lane.last_sp for item in lane.pending)
+            if (rotation_only and self.facts is None) or not any(self.running.values()):
+                # stuck on rotation, and nothing that runs could change it
+                stuck, lane.pending = lane.pending, []
+                self._changed()
+                return stuck
+            return WAIT
+
+    def _own(self, lane: Lane, strict: bool) -> int | None:
+        """Index of the first own item the lane may start now. Strict: taking it keeps its
+        remaining items free of the same SP twice in a row (a later item is taken only if
+        its neighbours differ and the lane's next item is of another SP)."""
+        items = lane.pending
+        for index, item in enumerate(items[:LOOKAHEAD] if strict else items):
+            sp = item.sp_code
+            if sp == lane.last_sp or not self._room(sp):
+                continue
+            if strict and index > 0:
+                if items[0].sp_code == sp:
+                    continue
+                if index + 1 < len(items) and items[index - 1].sp_code == items[index + 1].sp_code:
+                    continue
+            return index
+        return None
+
+    def _room(self, sp: str) -> bool:
+        return self.limit is None or self.running.get(sp, 0) < self.limit
+
+    def _count(self, item: PlanItemRow) -> None:
+        self.running[item.sp_code] = self.running.get(item.sp_code, 0) + 1
 
     def release(self, sp: str) -> None:
+        """A probe of ``sp`` counted by :meth:`pick` ended (or never started)."""
         with self.cond:
             self.running[sp] -= 1
             self._changed()
 
-    def move_to(self, lane: Lane, index: int) -> None:
-        """The lane's thread is at its item ``index`` (``len(items)``: at its end)."""
+    def drop(self, lane: Lane) -> list[PlanItemRow]:
+        """The lane stops (window over, SIM out of service): its own items left, which no
+        other lane takes any more."""
         with self.cond:
-            lane.at = index
+            rest, lane.pending = lane.pending, []
+            lane.closed = True
             self._changed()
+            return rest
 
     def close(self, lane: Lane) -> None:
         with self.cond:
@@ -197,34 +245,35 @@ class Board:
         self.changes += 1
         self.cond.notify_all()
 
+    def wait(self, lane: Lane, timeout_s: float) -> None:
+        """Until something changed since the lane's last look (a probe ended, a lane took
+        an item or stopped), at most ``timeout_s``."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.changes != lane.seen, timeout_s)
+
     # -- stealing ---------------------------------------------------------------------------
 
-    def steal(self, thief: Lane, now: datetime, window_end: datetime) -> PlanItemRow | str | None:
-        """Take (in memory) the last item of the lane with the most work left that the thief
-        may run now, counting its probe as running; :data:`NOTHING_LEFT` when no lane has
-        anything left to take, None when nothing fits now (try again after the next change).
-        """
-        if self.facts is None or self.limit is None:
-            return NOTHING_LEFT
-        with self.cond:
-            thief.seen = self.changes
-            tails: list[tuple[float, Lane, PlanItemRow]] = []
-            for lane in self.lanes.values():
-                if lane is thief:
-                    continue
-                left = lane.stealable()
-                if left:
-                    tails.append((sum(i.est_duration_s for i in left), lane, left[-1]))
-            if not tails:
-                return NOTHING_LEFT
-            tails.sort(key=lambda row: (-row[0], row[1].sim_id))
-            for _, victim, item in tails:
-                if self._fits(thief, item, now, window_end):
-                    victim.stolen.add(item.id)
-                    thief.services.add(item.service_id)
-                    self.running[item.sp_code] = self.running.get(item.sp_code, 0) + 1
-                    return item
+    def _steal(self, thief: Lane, now: datetime, window_end: datetime) -> PlanItemRow | None:
+        """The last item of the lane with the most work left that the thief may run now
+        (a thief with items of its own left only takes from a lane with more work left)."""
+        if self.facts is None:
             return None
+        own_s = thief.work_s()
+        tails: list[tuple[float, Lane]] = []
+        for lane in self.lanes.values():
+            if lane is not thief and lane.pending and not lane.closed:
+                work = lane.work_s()
+                if work > own_s or not thief.pending:
+                    tails.append((work, lane))
+        tails.sort(key=lambda row: (-row[0], row[1].sim_id))
+        for _, victim in tails:
+            item = victim.pending[-1]
+            if self._fits(thief, item, now, window_end):
+                victim.pending.pop()
+                thief.services.add(item.service_id)
+                self._count(item)
+                return item
+        return None
 
     def _fits(self, thief: Lane, item: PlanItemRow, now: datetime, window_end: datetime) -> bool:
         """Every planner constraint allows ``item`` on the thief's SIM now (see the module)."""
@@ -237,6 +286,7 @@ class Board:
         region, channel = service
         return (
             item.sp_code != thief.last_sp
+            and (not thief.pending or item.sp_code != thief.pending[0].sp_code)
             and item.service_id not in thief.services
             and self.running.get(item.sp_code, 0) < self.limit
             and (region is None or sim.region in (None, region))
@@ -244,12 +294,6 @@ class Board:
             and (item.service_id, item.flow, thief.sim_id) not in facts.cut
             and now + timedelta(seconds=item.est_duration_s) <= window_end
         )
-
-    def wait(self, thief: Lane, timeout_s: float) -> None:
-        """Until something changed since the thief's last look (a probe ended, a lane moved
-        on), at most ``timeout_s``."""
-        with self.cond:
-            self.cond.wait_for(lambda: self.changes != thief.seen, timeout_s)
 
 
 @survives_outage

@@ -31,6 +31,7 @@ from dialbot.scheduling.planner import Plan, PlanItem, SimInfo
 from dialbot.scheduling.stealing import (
     MOVED,
     NOTHING_LEFT,
+    WAIT,
     Board,
     Facts,
     Lane,
@@ -320,23 +321,55 @@ def test_a_thief_takes_only_what_the_planner_would_give_it(
     board = Board({1: victim, 2: thief}, 2, facts)
     board.running["X"] = running
     now = utcnow()
-    taken = board.steal(thief, now, now + timedelta(hours=1))
+    taken = board.pick(thief, now, now + timedelta(hours=1))
     assert (taken is candidate) is allowed, why
     if allowed:
         assert board.running["X"] == running + 1 and candidate.service_id in thief.services
-        assert board.steal(thief, now, now + timedelta(hours=1)) == NOTHING_LEFT
+        assert board.pick(thief, now, now + timedelta(hours=1)) == NOTHING_LEFT
     else:
-        assert taken is None, why  # it stays for its own lane
+        assert taken == WAIT, why  # it stays for its own lane
+        assert victim.pending == [candidate]
 
 
 def test_the_last_item_of_the_busiest_lane_is_taken() -> None:
     facts = Facts(sims={3: SimInfo(3, "13900130003")},
                   services={n: (None, "sms") for n in range(1, 7)}, cut=frozenset())  # fmt: skip
     light = Lane(1, [item(1, "X"), item(2, "Y", seconds=30.0)])
-    busy = Lane(2, [item(3, "X"), item(4, "Y"), item(5, "X"), item(6, "Y")])
-    busy.at = 0  # its thread runs its first item: the rest is 30 s against light's 40 s
+    busy = Lane(2, [item(4, "Y"), item(5, "X"), item(6, "Y")])  # 30 s left, light 40 s
+    last = light.pending[1], busy.pending[2]
     thief = lane(3, "Z", set())
     board = Board({1: light, 2: busy, 3: thief}, 2, facts)
     now = utcnow()
-    assert board.steal(thief, now, now + timedelta(hours=1)) is light.items[1]
-    assert board.steal(thief, now, now + timedelta(hours=1)) is busy.items[3]
+    assert board.pick(thief, now, now + timedelta(hours=1)) is last[0]
+    assert board.pick(thief, now, now + timedelta(hours=1)) is last[1]
+    assert [i.service_id for i in light.pending + busy.pending] == [1, 4, 5]
+
+
+def test_a_lane_whose_next_sp_is_at_its_limit_runs_a_later_item_meanwhile() -> None:
+    own = Lane(1, [item(1, "X"), item(2, "Y"), item(3, "Z"), item(4, "Y"), item(5, "W")],
+               last_sp="W")  # fmt: skip
+    board = Board({1: own}, 1, None)
+    board.running["X"] = 1  # another SIM probes X
+    now = utcnow()
+    picked = board.pick(own, now, now + timedelta(hours=1))
+    assert isinstance(picked, PlanItemRow)
+    assert picked.service_id == 2  # Y: the rest X, Z, Y, W has no SP twice in a row
+    assert board.running == {"X": 1, "Y": 1}
+    own.last_sp = "Y"
+    board.release("Y")
+    picked = board.pick(own, now, now + timedelta(hours=1))
+    assert isinstance(picked, PlanItemRow) and picked.service_id == 3  # Z: rest X, Y, W
+    own.last_sp = "Z"
+    board.release("X")  # X is free again: the lane's next item runs
+    picked = board.pick(own, now, now + timedelta(hours=1))
+    assert isinstance(picked, PlanItemRow) and picked.service_id == 1
+
+
+def test_a_lane_stuck_on_rotation_with_nothing_running_skips_what_it_cannot_run() -> None:
+    own = Lane(1, [item(1, "X"), item(2, "X")], last_sp="X")
+    stuck = list(own.pending)
+    board = Board({1: own}, 2, None)
+    now = utcnow()
+    assert board.pick(own, now, now + timedelta(hours=1)) == stuck
+    assert own.pending == []
+    assert board.pick(own, now, now + timedelta(hours=1)) == NOTHING_LEFT
