@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -349,10 +350,14 @@ class NightExecutor:
         self, item: PlanItemRow, board: Board, claimed: bool = False
     ) -> ProbeOutcome | None:
         """Run an item whose probe the board counts as running; stop counting it after."""
+        started = time.monotonic()
         try:
-            return self._run_item(item, claimed)
+            outcome = self._run_item(item, claimed)
         finally:
             board.release(item.sp_code)
+        if outcome is not None and outcome.ordered:
+            board.took_s(item.flow, time.monotonic() - started)
+        return outcome
 
     def _run_item(self, item: PlanItemRow, claimed: bool = False) -> ProbeOutcome | None:
         attempt = item.attempts

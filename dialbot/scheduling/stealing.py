@@ -4,11 +4,19 @@ The plan is made from *estimates* (every wait taken in full), so lanes end at
 different times: a lane of silent services takes its full ``expect`` windows,
 one of quick services runs ahead. Run back to back, the first lanes to end
 would sit idle while the last ones drag the night on. So a lane that has no
-pending item of its own left takes the **last** pending item of the lane with
-the most estimated work left (the victim's own sequence is unaffected: it
-just ends sooner) and moves the plan item to its SIM, in the transaction that
-claims it (:func:`claim_moved`); a victim that reaches an item stolen by
-another process finds it claimed and goes on.
+pending item of its own left (or none it may start now) takes the **last**
+pending item of the lane with the most work left (the victim's own sequence
+is unaffected: it just ends sooner) and moves the plan item to its SIM, in
+the transaction that claims it (:func:`claim_moved`); a victim that reaches
+an item stolen by another process finds it claimed and goes on. Work left
+counts each item at tonight's mean duration of its flow once one has ended:
+the plan's estimates are upper bounds, 2 to 9 times the real duration
+depending on the flow, and would point at the wrong lane.
+
+Per-SP concurrency is counted for every probe, so it holds also when lanes
+drift from the plan's estimated times; a lane whose next item's SP is at its
+limit runs a later item of its own meanwhile (one that leaves no SP twice in
+a row in what remains), or steals, rather than wait.
 
 Every planner constraint holds for the thief (see
 :mod:`dialbot.scheduling.planner`); what cannot be checked is not stolen:
@@ -35,7 +43,7 @@ lane.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -138,9 +146,9 @@ class Lane:
     closed: bool = False  # its thread has ended
     seen: int = 0  # the board's change count when it last looked for work
 
-    def work_s(self) -> float:
-        """Estimated seconds of its own items not yet taken."""
-        return sum(item.est_duration_s for item in self.pending)
+    def work_s(self, seconds: Callable[[PlanItemRow], float]) -> float:
+        """Seconds of its own items not yet taken, each as ``seconds`` expects it to take."""
+        return sum(seconds(item) for item in self.pending)
 
 
 NOTHING_LEFT = "nothing left"  # no own item, nothing to steal: the lane's night is over
@@ -166,6 +174,20 @@ class Board:
         self.running: dict[str, int] = {}
         self.cond = threading.Condition()
         self.changes = 0  # counts every change a waiting lane may care about
+        self.took: dict[str, tuple[int, float]] = {}  # per flow: probes ended, their seconds
+
+    def expected_s(self, item: PlanItemRow) -> float:
+        """How long ``item`` should take: tonight's mean for its flow once a probe of it has
+        ended, else the plan's estimate (an upper bound: every wait in full). Only for
+        choosing whom to relieve; the window check keeps the upper bound."""
+        count, total = self.took.get(item.flow, (0, 0.0))
+        return total / count if count else item.est_duration_s
+
+    def took_s(self, flow: str, seconds: float) -> None:
+        """A probe of ``flow`` ran ``seconds``."""
+        with self.cond:
+            count, total = self.took.get(flow, (0, 0.0))
+            self.took[flow] = (count + 1, total + seconds)
 
     def pick(
         self, lane: Lane, now: datetime, window_end: datetime
@@ -258,11 +280,11 @@ class Board:
         (a thief with items of its own left only takes from a lane with more work left)."""
         if self.facts is None:
             return None
-        own_s = thief.work_s()
+        own_s = thief.work_s(self.expected_s)
         tails: list[tuple[float, Lane]] = []
         for lane in self.lanes.values():
             if lane is not thief and lane.pending and not lane.closed:
-                work = lane.work_s()
+                work = lane.work_s(self.expected_s)
                 if work > own_s or not thief.pending:
                     tails.append((work, lane))
         tails.sort(key=lambda row: (-row[0], row[1].sim_id))

@@ -50,8 +50,9 @@ def wait_for(check: Callable[[], bool], what: str) -> None:
 
 
 class Scripted:
-    """A dispatcher whose probes end at once, except those held until their gate opens;
-    it counts how many probes of each SP run at once, and how often each item ran."""
+    """A dispatcher whose probes end at once, except those held until their gate opens
+    (``held`` is set once one of them runs); it counts how many probes of each SP run at
+    once, and how often each item ran."""
 
     def __init__(self, gates: dict[int, threading.Event] | None = None) -> None:
         self.gates = gates or {}
@@ -71,7 +72,8 @@ class Scripted:
             self.before(job)
             gate = self.gates.get(job.item_id)
             if gate is not None:
-                self.held.set()
+                if gate is not self.held:
+                    self.held.set()
                 assert gate.wait(DEADLINE_S), "gate never opened"
             return ProbeOutcome("done", ordered=True)
         finally:
@@ -202,6 +204,10 @@ def test_idle_lanes_take_the_busy_lanes_last_items(session_factory: sessionmaker
     held_id = by_key[(world.services["s0a"][0], "decline")].id
     gate = threading.Event()
     dispatcher = Scripted({held_id: gate})
+    for lane in "BCD":  # their own probes end once A's first is held: A starts before them
+        for item in stored:
+            if item.sim_id == world.sims[lane]:
+                dispatcher.gates[item.id] = dispatcher.held
     executor = NightExecutor(db, dispatcher, per_sp_concurrency=2, sims=fleet(world))
     counts: dict[str, int] = {}
     runner = threading.Thread(target=lambda: counts.update(executor.run(night.id)))
