@@ -233,8 +233,8 @@ class NightExecutor:
 
     With ``per_sp_concurrency`` (the schedule's) no more probes of one SP run at
     once than it allows, whatever the lanes' real durations; with ``sims`` too
-    (the fleet's ready SIMs: their regions and modems), a lane that has run
-    out of items of its own steals the last ones of the busiest lanes (see
+    (the fleet's ready SIMs: their regions and modems), a lane with nothing
+    of its own it may start steals the last items of the busiest lanes (see
     :mod:`dialbot.scheduling.stealing`).
     """
 
@@ -316,13 +316,18 @@ class NightExecutor:
                 board.wait(lane, WAIT_S)  # nothing may start now: after the next change
                 continue
             item = picked
-            moved = item.sim_id != lane.sim_id
-            if moved and not self._move(item, lane):
-                board.release(item.sp_code)  # finalised or claimed elsewhere meanwhile
-                continue
-            outcome = self._run_counted(item, board, claimed=moved)
+            started = time.monotonic()
+            try:  # the board counts its probe as running until this ends, however it ends
+                moved = item.sim_id != lane.sim_id
+                if moved and not self._move(item, lane):
+                    continue  # finalised or claimed elsewhere meanwhile
+                outcome = self._run_item(item, claimed=moved)
+            finally:
+                board.release(item.sp_code)
             if outcome is None:
                 continue
+            if outcome.ordered:
+                board.took_s(item.flow, time.monotonic() - started)
             if outcome.status != "infra_failed" or outcome.ordered:
                 lane.last_sp = item.sp_code
             if outcome.sim_unusable:
@@ -345,19 +350,6 @@ class NightExecutor:
                    "why": "its lane had the most work left; this SIM had none it could run"},
         )  # fmt: skip
         return True
-
-    def _run_counted(
-        self, item: PlanItemRow, board: Board, claimed: bool = False
-    ) -> ProbeOutcome | None:
-        """Run an item whose probe the board counts as running; stop counting it after."""
-        started = time.monotonic()
-        try:
-            outcome = self._run_item(item, claimed)
-        finally:
-            board.release(item.sp_code)
-        if outcome is not None and outcome.ordered:
-            board.took_s(item.flow, time.monotonic() - started)
-        return outcome
 
     def _run_item(self, item: PlanItemRow, claimed: bool = False) -> ProbeOutcome | None:
         attempt = item.attempts
