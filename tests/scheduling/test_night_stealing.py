@@ -340,7 +340,7 @@ def test_a_thief_takes_only_what_the_planner_would_give_it(
 def test_the_last_item_of_the_busiest_lane_is_taken() -> None:
     facts = Facts(sims={3: SimInfo(3, "13900130003")},
                   services={n: (None, "sms") for n in range(1, 7)}, cut=frozenset())  # fmt: skip
-    light = Lane(1, [item(1, "X"), item(2, "Y", seconds=30.0)])
+    light = Lane(1, [item(1, "X", "monthly", 20.0), item(2, "Y", "monthly", 20.0)])
     busy = Lane(2, [item(4, "Y"), item(5, "X"), item(6, "Y")])  # 30 s left, light 40 s
     last = light.pending[1], busy.pending[2]
     thief = lane(3, "Z", set())
@@ -349,6 +349,9 @@ def test_the_last_item_of_the_busiest_lane_is_taken() -> None:
     assert board.pick(thief, now, now + timedelta(hours=1)) is last[0]
     assert board.pick(thief, now, now + timedelta(hours=1)) is last[1]
     assert [i.service_id for i in light.pending + busy.pending] == [1, 4, 5]
+    board.took_s("monthly", 2.0)  # tonight a monthly probe takes 2 s: light has 2 s left
+    tail = busy.pending[-1]
+    assert board.pick(thief, now, now + timedelta(hours=1)) is tail
 
 
 def test_a_lane_whose_next_sp_is_at_its_limit_runs_a_later_item_meanwhile() -> None:
