@@ -18,7 +18,8 @@ Measured from the stored plan items (start and end of every probe):
 - *ideal*: the sum of the planned flows' unavoidable waits (their `observe`
   windows × time_scale) ÷ modems — what no scheduler can beat;
 - *utilisation*: Σ probe durations ÷ (modems × wall) — how busy the modems
-  were while the night ran.
+  were while the night ran;
+- *moved*: probes an idle modem took from the busiest lane (work stealing).
 
 Goals (issue 5): wall ≤ 1.15 × ideal, utilisation ≥ 90 %.
 
@@ -178,6 +179,7 @@ def one(services: int, modems: int, time_scale: float, wap_share: float = 0.0) -
         "wall_s": wall, "ideal_s": ideal, "ratio": wall / ideal,
         "utilisation": busy / (lanes * wall), "process_s": process_s,
         "findings": findings, "pending": pending,
+        "moved": sum(1 for i in items if i.reason.endswith("+moved")),
         "lane_probes": (counts[0], counts[-1]), "lane_ends": (ends[0], ends[-1]),
         "overhead_s": (busy - unavoidable) / len(ran),
         "left_subscribed": sum(1 for s in truth["sims"].values() if s["subscriptions"]),
@@ -221,7 +223,8 @@ def main() -> None:
             f"{r['lane_probes'][0]}–{r['lane_probes'][1]}, modems done after "
             f"{r['lane_ends'][0]:.1f}–{r['lane_ends'][1]:.1f} s, mean time per probe beyond its "
             f"unavoidable waits {r['overhead_s']:.2f} s; {r['findings']} findings, "
-            f"{r['pending']} SIMs owing cleanup, {r['left_subscribed']} SIMs left subscribed",
+            f"{r['pending']} SIMs owing cleanup, {r['left_subscribed']} SIMs left subscribed; "
+            f"{r['moved']} probes moved to idle modems",
             flush=True,
         )
         per_flow = ", ".join(f"{f} {n_} probes {m:.2f} s" for f, (n_, m) in r["flows"].items())

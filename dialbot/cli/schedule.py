@@ -209,6 +209,7 @@ def run_cmd(
     for note in _coverage_notes(db, result.night.id):
         click.echo(note)
     click.echo(result.crashes.line())
+    click.echo(result.moved_line())
 
 
 def _coverage_notes(db: sessionmaker[Session], plan_id: int) -> list[str]:

@@ -18,16 +18,21 @@ Crash safety comes from three rules:
 
 Each SIM's items run in plan order on a thread of their own; a SIM never
 runs the same SP twice in a row, also when items in between were skipped.
+A SIM done with its own items takes the last ones of the busiest lanes
+(:mod:`dialbot.scheduling.stealing`), so lanes whose probes took longer than
+estimated do not keep the night going while others sit idle.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import count
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -37,13 +42,25 @@ from dialbot.db.engine import write_session
 from dialbot.db.outage import DatabaseUnavailable, survives_outage
 from dialbot.db.types import utcnow
 from dialbot.scheduling.dispatch import Dispatcher, ProbeJob, ProbeOutcome
+from dialbot.scheduling.keeping import KEEP_FLOWS
 from dialbot.scheduling.models import ItemState, NightPlan, NightState, PlanItemRow
-from dialbot.scheduling.planner import Plan
+from dialbot.scheduling.planner import Plan, SimInfo
 from dialbot.scheduling.recovery import owner_tag, recover_running
+from dialbot.scheduling.stealing import (
+    NOTHING_LEFT,
+    Board,
+    Lane,
+    claim_moved,
+    load_facts,
+    moved_reason,
+    next_seq,
+)
 
 log = logging.getLogger("dialbot.scheduling.nights")
 Clock = Callable[[], datetime]
 Progress = Callable[[int, str], None]  # (item id, new state)
+ROTATION = "rotation: previous probe on this SIM was the same SP"
+WAIT_S = 0.5  # longest a lane waits (for its SP, or for work to steal) before looking at stop
 
 
 @dataclass(frozen=True)
@@ -213,7 +230,14 @@ def _load(db: sessionmaker[Session], plan_id: int) -> tuple[NightPlan, list[Plan
 
 
 class NightExecutor:
-    """Runs a stored night's pending items, one thread per SIM."""
+    """Runs a stored night's pending items, one thread per SIM.
+
+    With ``per_sp_concurrency`` (the schedule's) no more probes of one SP run at
+    once than it allows, whatever the lanes' real durations; with ``sims`` too
+    (the fleet's ready SIMs: their regions and modems), a lane with nothing
+    of its own it may start steals the last items of the busiest lanes (see
+    :mod:`dialbot.scheduling.stealing`).
+    """
 
     def __init__(
         self,
@@ -225,6 +249,8 @@ class NightExecutor:
         clock: Clock = utcnow,
         on_item: Progress | None = None,
         follow_days: float | None = None,
+        per_sp_concurrency: int | None = None,
+        sims: Mapping[int, SimInfo] | None = None,
     ) -> None:
         self.db = db
         self.dispatcher = dispatcher
@@ -233,19 +259,34 @@ class NightExecutor:
         self.stop = stop or threading.Event()
         self.clock = clock
         self.on_item = on_item or (lambda _id, _state: None)
+        self.per_sp_concurrency = per_sp_concurrency
+        self.sims = sims
+        self.moved = 0  # items this executor moved to another SIM
+        self._seq: Iterator[int] = iter(())
 
     def run(self, plan_id: int) -> dict[str, int]:
         """Run until every item is final, the window closes or ``stop`` is set."""
         night, items = _load(self.db, plan_id)
-        lanes: dict[int, list[PlanItemRow]] = defaultdict(list)
+        by_sim: dict[int, list[PlanItemRow]] = defaultdict(list)
         for item in items:
-            lanes[item.sim_id].append(item)
+            by_sim[item.sim_id].append(item)
+        lanes = {
+            sim: Lane(sim, [i for i in lane if i.state == ItemState.PENDING.value],
+                      _last_sp_run(lane), {i.service_id for i in lane},
+                      kept=any(i.flow in KEEP_FLOWS and i.state != ItemState.PENDING.value
+                               for i in lane))
+            for sim, lane in by_sim.items()
+        }  # fmt: skip
+        facts = None
+        if self.sims is not None and self.per_sp_concurrency is not None:
+            facts = load_facts(self.db, plan_id, self.sims)
+            self._seq = count(next_seq(self.db, plan_id))
+        board = Board(lanes, self.per_sp_concurrency, facts)
         threads = [
-            threading.Thread(
-                target=self._lane, args=(lane, night.window_end), name=f"lane-{sim}", daemon=True
-            )
+            threading.Thread(target=self._lane, args=(lane, board, night.window_end),
+                             name=f"lane-{sim}", daemon=True)
             for sim, lane in lanes.items()
-        ]
+        ]  # fmt: skip
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -254,41 +295,73 @@ class NightExecutor:
             finish_night(self.db, plan_id)
         return progress(self.db, plan_id)
 
-    def _lane(self, items: list[PlanItemRow], window_end: datetime) -> None:
+    def _lane(self, lane: Lane, board: Board, window_end: datetime) -> None:
         try:
-            self._run_lane(items, window_end)
+            self._run_lane(lane, board, window_end)
         except DatabaseUnavailable as exc:  # the night ends on it too; one line is enough
-            log.error("lane stopped: %s", exc, extra={"sim_id": items[0].sim_id})
+            log.error("lane stopped: %s", exc, extra={"sim_id": lane.sim_id})
         except Exception:  # a broken lane must not take the night down with it
-            log.exception("lane failed", extra={"sim_id": items[0].sim_id})
+            log.exception("lane failed", extra={"sim_id": lane.sim_id})
+        finally:
+            board.close(lane)
 
-    def _run_lane(self, items: list[PlanItemRow], window_end: datetime) -> None:
-        last_sp = _last_sp_run(items)
-        for index, item in enumerate(items):
-            if item.state != ItemState.PENDING.value:
-                continue
-            if self.stop.is_set():
+    def _run_lane(self, lane: Lane, board: Board, window_end: datetime) -> None:
+        while not self.stop.is_set():
+            now = self.clock()
+            if now >= window_end:
+                self._skip([i.id for i in board.drop(lane)], "window over")
                 return
-            rest = [i.id for i in items[index:] if i.state == ItemState.PENDING.value]
-            if self.clock() >= window_end:
-                self._skip(rest, "window over")
+            picked = board.pick(lane, now, window_end)
+            if picked is NOTHING_LEFT:
                 return
-            if item.sp_code == last_sp:
-                self._skip([item.id], "rotation: previous probe on this SIM was the same SP")
+            if isinstance(picked, list):
+                self._skip([i.id for i in picked], ROTATION)
                 continue
-            outcome = self._run_item(item)
+            if not isinstance(picked, PlanItemRow):
+                board.wait(lane, WAIT_S)  # nothing may start now: after the next change
+                continue
+            item = picked
+            started = time.monotonic()
+            try:  # the board counts its probe as running until this ends, however it ends
+                moved = item.sim_id != lane.sim_id
+                if moved and not self._move(item, lane):
+                    continue  # finalised or claimed elsewhere meanwhile
+                outcome = self._run_item(item, claimed=moved)
+            finally:
+                board.release(item.sp_code)
             if outcome is None:
                 continue
+            if outcome.ordered:
+                board.took_s(item.flow, time.monotonic() - started)
             if outcome.status != "infra_failed" or outcome.ordered:
-                last_sp = item.sp_code
+                lane.last_sp = item.sp_code
             if outcome.sim_unusable:
-                self._skip(rest[1:], f"SIM out of service: {outcome.error or 'unusable'}")
+                rest = [i.id for i in board.drop(lane)]
+                self._skip(rest, f"SIM out of service: {outcome.error or 'unusable'}")
                 return
 
-    def _run_item(self, item: PlanItemRow) -> ProbeOutcome | None:
+    def _move(self, item: PlanItemRow, lane: Lane) -> bool:
+        """Claim another lane's item for this one, moving it to this SIM."""
+        reason = moved_reason(item.reason)
+        if not claim_moved(self.db, item.id, lane.sim_id, next(self._seq), reason):
+            return False
+        victim = item.sim_id
+        item.sim_id, item.reason = lane.sim_id, reason
+        self.moved += 1
+        log.info(
+            "probe moved to an idle SIM",
+            extra={"item_id": item.id, "service_id": item.service_id, "flow": item.flow,
+                   "sp_code": item.sp_code, "from_sim_id": victim, "sim_id": lane.sim_id,
+                   "why": "its lane had the most work left; this SIM had none it could run"},
+        )  # fmt: skip
+        return True
+
+    def _run_item(self, item: PlanItemRow, claimed: bool = False) -> ProbeOutcome | None:
         attempt = item.attempts
         while True:
-            if not _claim(self.db, item.id):
+            if claimed:
+                claimed = False  # the caller claimed it (and moved it) already
+            elif not _claim(self.db, item.id):
                 return None  # someone else took it (or it was finalised meanwhile)
             attempt += 1
             self.on_item(item.id, ItemState.RUNNING.value)

@@ -41,6 +41,7 @@ from dialbot.scheduling.nights import (
 from dialbot.scheduling.planner import NightSpec, Plan, plan_night
 from dialbot.scheduling.recovery import CrashReport, crash_report
 from dialbot.scheduling.schedules import Schedule
+from dialbot.scheduling.stealing import moved_count
 
 log = logging.getLogger("dialbot.scheduling.service")
 
@@ -52,6 +53,11 @@ class NightResult:
     finished: bool
     hygiene_findings: int = 0
     crashes: CrashReport = field(default_factory=CrashReport)
+    moved: int = 0  # items moved to an idle SIM (work stealing)
+
+    def moved_line(self) -> str:
+        """The summary's line on work stealing."""
+        return f"{self.moved} probes moved to idle SIMs (their own lanes were done)"
 
 
 @survives_outage
@@ -175,9 +181,13 @@ def run_night(
     if not stopped.is_set():  # a SIM whose check fails is out of service: its lane is skipped
         first = set(night_sims(db, night.id, pending_only=True)) | set(following_sims(db))
         found += check_hygiene(runtime, sorted(first), "start")
+    sims = {sim.sim_id: sim for sim in runtime.fleet.ready_sims()}  # for stealing: regions
     executor = NightExecutor(db, runtime.dispatcher, retries=schedule.retries, stop=stopped,
-                             on_item=on_item, follow_days=schedule.follow_days)  # fmt: skip
+                             on_item=on_item, follow_days=schedule.follow_days,
+                             per_sp_concurrency=schedule.per_sp_concurrency,
+                             sims=sims)  # fmt: skip
     counts = executor.run(night.id)
+    moved = moved_count(db, night.id)
     finished = not (counts.get("pending") or counts.get("running"))
     if not stopped.is_set():  # stopped: the night resumes later and ends with this check then
         found += check_hygiene(runtime, night_sims(db, night.id), "end")
@@ -187,5 +197,5 @@ def run_night(
              extra={"schedule": schedule.name, "plan_id": night.id, "counts": counts,
                     "hygiene_findings": found, "rerun": crashes.rerun,
                     "replanned": crashes.replanned, "lost": crashes.lost,
-                    "crashes": crashes.line()})  # fmt: skip
-    return NightResult(night, counts, finished, found, crashes)
+                    "crashes": crashes.line(), "moved": moved})  # fmt: skip
+    return NightResult(night, counts, finished, found, crashes, moved)

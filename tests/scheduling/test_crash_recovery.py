@@ -132,6 +132,8 @@ def test_kills_rerun_what_never_ordered_and_replan_the_rest(db_url: str, tmp_pat
     assert f"after crashes: {len(rerun)} re-run ({rerun_done} done), {cost}" in done.stdout
     assert "cut after its order may have gone out" in done.stdout
     assert "covers 24/24 due (service, flow) pairs; period coverage 100% (24/24)" in done.stdout
+    moved = sum(i.reason.endswith("+moved") for i in items)  # taken by idle SIMs, all nights
+    assert f"{moved} probes moved to idle SIMs" in done.stdout
 
     # the next night plans exactly the pairs cut after ordering, each on another SIM
     config = load_config(tmp_path / "dialbot.toml")
