@@ -41,7 +41,10 @@ def catalogue(rng: random.Random, n: int, sps: int) -> list[ServiceInfo]:
 
 def fleet(rng: random.Random, lanes: int) -> list[SimInfo]:
     sims = [SimInfo(i, f"1380013{i:04d}", None, rng.choice((50, 900, 5000))) for i in range(lanes)]
-    return [*sims, SimInfo(lanes, "13800139999", None, 10_000)]  # always one rich nationwide SIM
+    # always two rich nationwide SIMs: enough for a month's quota whatever the others hold
+    # (250 services' 500 pairs over 30 nights is 17 a night; two SIMs hold 24 of 600 s)
+    rich = [SimInfo(lanes + k, f"1380013999{k}", None, 10_000) for k in range(2)]
+    return [*sims, *rich]
 
 
 def spec(start: datetime, nights_left: int, seconds: dict[str, float], conc: int) -> NightSpec:
