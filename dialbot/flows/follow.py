@@ -50,11 +50,10 @@ from dialbot.db.outage import DatabaseUnavailable
 from dialbot.db.runs import create_run, get_run, transition
 from dialbot.errors import ModemError
 from dialbot.fleet import CarrierServices, Lease
-from dialbot.flows.cleanup import Cleaner, CleanupFailed
 from dialbot.flows.history import past_order
 from dialbot.flows.intake import Intake
 from dialbot.flows.record import Recorder, now, to_judge_event
-from dialbot.flows.runner import ProbeEnv, SimRef, modem_label, to_new_finding
+from dialbot.flows.runner import ProbeEnv, SimRef, clean_sim, modem_label, to_new_finding
 from dialbot.judge import judge
 from dialbot.judge.itemized import parse_detail
 from dialbot.judge.model import Finding, FollowedOrder, RunRecord
@@ -167,24 +166,7 @@ def _detail(env: ProbeEnv, lease: Lease, intake: Intake, recorder: Recorder) -> 
 
 def _clean(env: ProbeEnv, lease: Lease, sim: SimRef) -> str | None:
     """Cancel what is due (kept past its horizon, or not kept at all); spare the rest."""
-    cleaner = Cleaner(
-        env.db,
-        lease,
-        sim.msisdn,
-        env.carrier,
-        env.catalogue_map(),
-        lambda m: env.foreign(sim.msisdn, m),
-        env.cleanup_settings(),
-        keep=True,
-    )
-    try:
-        cleaner.run()
-    except (CleanupFailed, ModemError) as exc:
-        return str(exc).splitlines()[0]
-    except Exception as exc:  # a defect: the SIM may still be subscribed (fail closed)
-        log.exception("SIM %s: cleaning after the follow-up failed", sim.msisdn)
-        return f"unexpected error: {exc!r}"
-    return None
+    return clean_sim(env, lease, sim, True, f"SIM {sim.msisdn}: after the follow-up")
 
 
 def follow_record(

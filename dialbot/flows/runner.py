@@ -345,6 +345,23 @@ def _cleanup(
 ) -> str | None:
     """Leave the SIM unsubscribed (but for what a follow-up keeps, with `keep`); returns why
     that failed (the SIM must then be benched)."""
+    fresh = steps.listing if steps.listing_is_last else None
+    return clean_sim(env, lease, sim, keep, f"run {outcome.run_id}", fresh,
+                     steps.keyword_sent_for)  # fmt: skip
+
+
+def clean_sim(
+    env: ProbeEnv,
+    lease: Lease,
+    sim: SimRef,
+    keep: bool,
+    who: str,
+    known: tuple[ListedItem, ...] | None = None,
+    tried_keyword: frozenset[int] = frozenset(),
+) -> str | None:
+    """The cleanup every run ends with (a probe's, a follow-up's): discharge the SIM's
+    obligations, sparing kept ones before their horizon with `keep`; returns why it
+    failed (the SIM must then be benched). A defect fails closed like a modem fault."""
     cleaner = Cleaner(
         env.db,
         lease,
@@ -355,12 +372,11 @@ def _cleanup(
         env.cleanup_settings(),
         keep=keep,
     )
-    fresh = steps.listing if steps.listing_is_last else None
     try:
-        cleaner.run(known=fresh, tried_keyword=steps.keyword_sent_for)
+        cleaner.run(known=known, tried_keyword=tried_keyword)
     except (CleanupFailed, ModemError) as exc:
         return str(exc).splitlines()[0]
     except Exception as exc:  # a defect: the SIM may still be subscribed (fail closed)
-        log.exception("run %s: cleanup failed", outcome.run_id)
+        log.exception("%s: cleanup failed", who)
         return f"unexpected error: {exc!r}"
     return None
