@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import NoReturn
 
 import click
+from rich.console import Console
 
 from dialbot.config import Config, load_config
 from dialbot.errors import ConfigError
@@ -26,6 +28,12 @@ def get_config(ctx: click.Context) -> Config:
         ctx.exit(2)
     obj["config"] = config
     return config
+
+
+def output_console() -> Console:
+    """The console for a command's output: the terminal's width, or wide enough when
+    piped to a file or a log that a findings table is not wrapped to 80 columns."""
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 LOG_NAME = "dialbot.log"

@@ -21,7 +21,7 @@ from rich.markup import escape
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.cli._db import open_db
-from dialbot.cli.common import command_log, fail, get_config
+from dialbot.cli.common import command_log, fail, get_config, output_console
 from dialbot.cli.waits import WaitDisplay, flow_wait_s, span
 from dialbot.config import Config
 from dialbot.db.catalogue import ServiceView, list_services
@@ -198,7 +198,7 @@ def probe_cmd(
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(EXIT_USAGE)
     plan = _plan(_select(catalogue, sp_code, service_code), flows, flow_name)
-    console = Console()
+    console = output_console()
     _announce(console, plan, config.probe.time_scale)
     sink = FleetSink()
     try:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from dialbot.cli._db import open_db
-from dialbot.cli.common import get_config
+from dialbot.cli.common import get_config, output_console
 from dialbot.errors import InputError
 from dialbot.reporting.data import rank
 from dialbot.reporting.period import Period, parse_period
@@ -73,7 +72,7 @@ def rank_cmd(ctx: click.Context, period: Period) -> None:
     sessions = open_db(ctx)
     with sessions() as session:
         ranking = rank(session, period)
-    console = Console()
+    console = output_console()
     if not ranking.entries:
         console.print(f"本期没有经判定的拨测 · no judged probes in {period.label}")
         return
@@ -106,7 +105,7 @@ def report_cmd(
     """Publish the period's ranking as HTML, PDF, CSV and JSON."""
     reports = get_config(ctx).paths.reports
     data, written = publish_period(open_db(ctx), period, reports, out_dir, formats)
-    console = Console()
+    console = output_console()
     console.print(
         f"{period.label}: {len(data.ranking.ranked())} ranked, "
         f"{len(data.ranking.unranked())} below the minimum sample"

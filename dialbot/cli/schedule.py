@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
@@ -24,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialbot.cli._db import EXIT_DATABASE, open_db
-from dialbot.cli.common import command_log, get_config
+from dialbot.cli.common import command_log, get_config, output_console
 from dialbot.db.engine import engine_of, open_database
 from dialbot.db.outage import DatabaseUnavailable
 from dialbot.db.types import utcnow
@@ -119,7 +118,7 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
         table.add_row(r["name"], r["cron"], r["timezone"], _short(r["next_run"]) or "never",
                       _short(r["window_end"]), r["coverage"], ", ".join(r["flows"]),
                       r["tonight"] or "-")  # fmt: skip
-    Console().print(table)
+    output_console().print(table)
 
 
 @schedule.command("next")

@@ -10,10 +10,9 @@ dialbot.toml). However it ends, the sweep's watch is judged and closed.
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
 from dialbot.cli._db import open_db
-from dialbot.cli.common import command_log, fail, get_config
+from dialbot.cli.common import command_log, fail, get_config, output_console
 from dialbot.db.catalogue import list_services
 from dialbot.errors import ConfigError, FlowError
 from dialbot.flows.loader import load_flows
@@ -35,7 +34,7 @@ def sweep_cmd(ctx: click.Context, timeout: float | None) -> None:
     """Probe every catalogued service with the standard flows for its billing type."""
     config = get_config(ctx)
     db = open_db(ctx)
-    console = Console()
+    console = output_console()
     services = list_services(db)
     if not services:
         click.echo("Error: the catalogue is empty (dialbot catalog import FILE.csv)", err=True)
