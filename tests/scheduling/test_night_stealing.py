@@ -214,15 +214,16 @@ def test_idle_lanes_take_the_busy_lanes_last_items(session_factory: sessionmaker
     runner.start()
     try:
         assert dispatcher.held.wait(DEADLINE_S)
-        # while A's first probe is held, the idle SIMs take all nine others of its lane
-        wait_for(lambda: moved_count(db, night.id) == 9 and sum(dispatcher.runs.values()) == 13,
+        # while A's first probe is held, the idle SIMs take all nine others of its lane (and,
+        # as the threads happen to run, perhaps one of another idle lane's own items too)
+        wait_for(lambda: moved_count(db, night.id) >= 9 and sum(dispatcher.runs.values()) == 13,
                  "the busy lane's items to move")  # fmt: skip
     finally:
         gate.set()
         runner.join(DEADLINE_S)
     assert not runner.is_alive()
     assert counts == {"done": 13}
-    assert executor.moved == 9
+    assert executor.moved >= 9
     assert set(dispatcher.runs.values()) == {1}  # every item ran exactly once
     assert len(dispatcher.runs) == 13
 
@@ -231,7 +232,7 @@ def test_idle_lanes_take_the_busy_lanes_last_items(session_factory: sessionmaker
     name_of = {sid: name for name, (sid, _) in world.services.items()}
     moved = [i for i in items if i.reason.endswith(MOVED)]
     assert {i.reason for i in moved} == {"due" + MOVED}
-    assert len(moved) == 9 and all(sim_name[i.sim_id] != "A" for i in moved)
+    assert len(moved) == executor.moved and all(sim_name[i.sim_id] != "A" for i in moved)
     assert [name_of[i.service_id] for i in items if sim_name[i.sim_id] == "A"] == ["s0a"]
     # a moved item is numbered after every planned one (a resumed night runs it last)
     assert min(i.seq for i in moved) > max(i.seq for i in stored)
