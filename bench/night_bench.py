@@ -19,7 +19,9 @@ Measured from the stored plan items (start and end of every probe):
   windows × time_scale) ÷ modems — what no scheduler can beat;
 - *utilisation*: Σ probe durations ÷ (modems × wall) — how busy the modems
   were while the night ran;
-- *moved*: probes an idle modem took from the busiest lane (work stealing).
+- *moved*: probes an idle modem took from the busiest lane (work stealing);
+- *robot CPU*: the robot process's user and system CPU time (it drives every
+  modem from one Python process: past one core it waits on itself).
 
 Goals (issue 5): wall ≤ 1.15 × ideal, utilisation ≥ 90 %.
 
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -136,12 +139,18 @@ def one(services: int, modems: int, time_scale: float, wap_share: float = 0.0) -
         inventory = config.paths.hardware / f"{loaded.bank_name}.toml"
         with VirtualBank(loaded, folder / "bank", inventory_path=inventory) as bank:
             start = time.monotonic()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             child = subprocess.run(
                 [sys.executable, "-m", "dialbot", "--config", str(config.source),
                  "schedule", "run", "night", "--window", "240"],
                 cwd=folder, capture_output=True, text=True,
             )  # fmt: skip
             process_s = time.monotonic() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            robot_cpu = {
+                "user": after.ru_utime - before.ru_utime,
+                "sys": after.ru_stime - before.ru_stime,
+            }
             truth = bank.call(bank.network.ground_truth)
         if child.returncode != 0:
             raise SystemExit(f"schedule run failed:\n{child.stderr[-3000:]}")
@@ -183,6 +192,7 @@ def one(services: int, modems: int, time_scale: float, wap_share: float = 0.0) -
         "lane_probes": (counts[0], counts[-1]), "lane_ends": (ends[0], ends[-1]),
         "overhead_s": (busy - unavoidable) / len(ran),
         "left_subscribed": sum(1 for s in truth["sims"].values() if s["subscriptions"]),
+        "robot_cpu": robot_cpu,
         "flows": {f: (len(v), statistics.fmean(v)) for f, v in sorted(by_flow.items())},
     }  # fmt: skip
 
@@ -229,6 +239,13 @@ def main() -> None:
         )
         per_flow = ", ".join(f"{f} {n_} probes {m:.2f} s" for f, (n_, m) in r["flows"].items())
         print(f"  beyond unavoidable waits, per flow: {per_flow}", flush=True)
+        cpu = r["robot_cpu"]
+        print(
+            f"  robot process CPU: user {cpu['user']:.1f} s, system {cpu['sys']:.1f} s "
+            f"({(cpu['user'] + cpu['sys']) / r['items'] * 1000:.0f} ms per probe, "
+            f"{(cpu['user'] + cpu['sys']) / r['process_s']:.0%} of a core)",
+            flush=True,
+        )
     ratio = statistics.median(r["ratio"] for r in rows)
     util = statistics.median(r["utilisation"] for r in rows)
     wall = statistics.median(r["wall_s"] for r in rows)

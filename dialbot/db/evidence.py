@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Connection, Table, Update, case, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db.engine import BEFORE_OPTION, COMMIT_OPTION, write_session
+from dialbot.db.engine import BEFORE_OPTION, COMMIT_OPTION, write_connection
 from dialbot.db.models import (
     EVENT_KINDS,
     GENESIS_HASH,
@@ -53,6 +53,9 @@ _HEAD: Table = EvidenceHead.__table__  # type: ignore[assignment]
 # process of an older version (row lock only) still waits its turn.
 _LOCK_FIRST = {BEFORE_OPTION: "LOCK TABLE evidence_head IN EXCLUSIVE MODE"}
 _RECEIVED: Table = ReceivedPdu.__table__  # type: ignore[assignment]
+_HEAD_LOCKED = select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
+_SQLITE_HEAD = "SELECT last_id, last_hash FROM evidence_head WHERE id = 1"
+_SQLITE_MOVE_HEAD = "UPDATE evidence_head SET last_id = ?, last_hash = ? WHERE id = 1"
 
 
 @dataclass(frozen=True)
@@ -181,12 +184,11 @@ def append_events(
     if not prepared:
         return []
     rows: list[EventRow] = []
-    with write_session(session_factory) as session:
-        conn = session.connection()
-        last_id, last_hash = conn.execute(
-            select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update(),
-            execution_options=_LOCK_FIRST if conn.dialect.name == "postgresql" else {},
-        ).one()
+    with write_connection(session_factory) as conn:
+        if conn.dialect.name == "postgresql":
+            last_id, last_hash = conn.execute(_HEAD_LOCKED, execution_options=_LOCK_FIRST).one()
+        else:  # the write lock was taken at BEGIN
+            last_id, last_hash = conn.exec_driver_sql(_SQLITE_HEAD).one()
         for ev in prepared:
             last_id += 1
             digest = event_hash(last_id, last_hash, ev)
@@ -234,12 +236,33 @@ def _write(conn: Connection, events: list[NewEvent], rows: list[EventRow]) -> No
             params[f"r{k}"], params[f"e{k}"] = receipt, event_id
         conn.exec_driver_sql(_pg_write(len(owner)), params, execution_options={COMMIT_OPTION: True})
         return
-    conn.execute(insert(_EVENTS), [_row_values(r) for r in rows])
+    sql, binds = _sqlite_insert(conn.dialect)
+    conn.exec_driver_sql(
+        sql,
+        [tuple(bind(getattr(r, c)) for c, bind in binds) for r in rows],
+    )
     if owner:
         conn.execute(_claim(owner))
-    conn.execute(
-        update(_HEAD).where(_HEAD.c.id == 1).values(last_id=rows[-1].id, last_hash=rows[-1].hash)
-    )
+    conn.exec_driver_sql(_SQLITE_MOVE_HEAD, (rows[-1].id, rows[-1].hash))
+
+
+_SQLITE_INSERT: tuple[str, list[tuple[str, Any]]] | None = None
+
+
+def _sqlite_insert(dialect: Any) -> tuple[str, list[tuple[str, Any]]]:
+    """The INSERT's text for SQLite and each column's bind processor, made once: sent as
+    driver SQL, no statement is compiled or cache-keyed per append, and the values are
+    converted exactly as the column types convert them (aware times, JSON)."""
+    global _SQLITE_INSERT
+    if _SQLITE_INSERT is None:
+        sql = str(insert(_EVENTS).compile(dialect=dialect))
+        binds = [(c.key, c.type.bind_processor(dialect) or _same) for c in _EVENTS.columns]
+        _SQLITE_INSERT = (sql, binds)
+    return _SQLITE_INSERT
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 _PG_COLUMNS = ", ".join(_EVENTS.columns.keys())

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Table, exists, insert, literal, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db.engine import engine_of, write_session
+from dialbot.db.engine import engine_of, write_connection, write_session
 from dialbot.db.models import ReceivedPdu
 from dialbot.db.outage import survives_outage
 from dialbot.db.types import utcnow
@@ -104,8 +104,8 @@ class DbPduStore:
         rows = [self._values(item) for item in items]
         engine = engine_of(self.db)
         if engine.dialect.name != "postgresql":
-            with write_session(self.db) as session:
-                result = session.connection().execute(
+            with write_connection(self.db) as conn:
+                result = conn.execute(
                     insert(_RECEIVED).returning(_RECEIVED.c.id, sort_by_parameter_order=True),
                     rows,
                 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +23,13 @@ from dialbot.modem import Health, Identity, IncomingMessage, LinkState, Modem, M
 from dialbot.modem.store import PduStore
 
 StoreFactory = Callable[["FleetModem"], PduStore]
+# How long a thread may keep the interpreter before one that waits gets it (CPython's
+# default is 5 ms). A fleet is hundreds of threads that mostly wait on a port and then
+# do a little work; one woken by an answer otherwise waits up to 5 ms behind a thread
+# recording evidence or judging, once per AT exchange, and a bank's exchanges add up
+# (bench/night_bench.py: 0.5 ms took a mixed night from ~1.35 to ~1.25 times its
+# unavoidable waits, and the process's CPU down by a tenth; 0.1 ms switched too often).
+SWITCH_INTERVAL_S = 0.0005
 
 
 class SimState(enum.Enum):
@@ -134,6 +142,8 @@ class Fleet:
 
     def open(self, timeout: float | None = None) -> None:
         """Start every (non-retired) modem at once; wait up to timeout for first attempts."""
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         for slot in self.slots:
             if slot.entry.retired or slot.modem is not None:
                 continue

@@ -18,10 +18,13 @@ Three rules make a run fair to SPs and safe for SIMs:
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +35,7 @@ from dialbot.db.findings import NewFinding, record_findings
 from dialbot.db.models import RunState
 from dialbot.db.obligations import pending_for_sim
 from dialbot.db.outage import DatabaseUnavailable
+from dialbot.db.owner import HEARTBEAT_S
 from dialbot.db.runs import create_run, heartbeat, transition
 from dialbot.errors import DialbotError, ModemError
 from dialbot.fleet import Lease
@@ -124,8 +128,13 @@ class ProbeEnv:
     def cleanup_settings(self) -> CleanupSettings:
         return CleanupSettings(self.scaled(60.0), self.carrier_timeout_s)
 
-    def catalogue_map(self) -> dict[tuple[str, str], ServiceInfo]:
-        return {s.key: s for s in self.catalogue}
+    def catalogue_map(self) -> Mapping[tuple[str, str], ServiceInfo]:
+        """The catalogue by (SP, service) code: made once, every run's cleanup asks for it."""
+        return self._by_key
+
+    @functools.cached_property
+    def _by_key(self) -> Mapping[tuple[str, str], ServiceInfo]:
+        return MappingProxyType({s.key: s for s in self.catalogue})
 
 
 @dataclass
@@ -149,6 +158,21 @@ class RunOutcome:
     @property
     def completed(self) -> bool:
         return self.state is RunState.DONE
+
+
+def _step_beat(env: ProbeEnv, run_id: int) -> Callable[[], None]:
+    """Stamp the run alive after a step, at most once per `HEARTBEAT_S`: the process's
+    `RunBeat` beats it on that clock anyway, and a write per step is a transaction per
+    step for every modem of the bank."""
+    last = time.monotonic()
+
+    def beat() -> None:
+        nonlocal last
+        if time.monotonic() - last >= HEARTBEAT_S:
+            last = time.monotonic()
+            heartbeat(env.db, run_id)
+
+    return beat
 
 
 def modem_label(lease: Lease) -> str:
@@ -189,7 +213,7 @@ def run_flow(
         outcome.cleanup_error = outcome.error
         return outcome
     try:
-        steps.run_all(effective_steps(flow, svc), lambda: heartbeat(env.db, info.id))
+        steps.run_all(effective_steps(flow, svc), _step_beat(env, info.id))
         if flow.kind == "hygiene" and _unexplained(env, sim, steps):
             # investigate what nobody ordered: clean it with the carrier's cancel-all
             steps.run(CancelAll(within=60.0))

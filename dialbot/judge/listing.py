@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -283,7 +284,7 @@ def relation(
         return Relation.MATCH
     if c.name:
         return Relation.UNSURE  # the same name billed by another company: not ruled out
-    if any(s.key != service.key and _positive(compare(item, s)) for s in catalogue):
+    if any(s.key != service.key and _positive(compare(item, s)) for s in _named(item, catalogue)):
         return Relation.OTHER
     if c.price == "same" or c.sp == "same":
         return Relation.UNSURE
@@ -292,11 +293,28 @@ def relation(
     return Relation.UNSURE
 
 
+def _named(item: ListedItem, catalogue: tuple[ServiceInfo, ...]) -> Iterator[ServiceInfo]:
+    """The services `compare` can find positive for `item` (same name or access number), by
+    the cheap half of its tests: the judge asks this of the whole catalogue per item."""
+    text = _text_of(item)
+    listed = service_key(item.service) if item.service else ""
+    numbers = [n for n in item.access.split(",") if n]
+    for s in catalogue:
+        key = service_key(s.service_name)
+        if (
+            (key in text and long_enough(key))
+            or (listed and listed in key and long_enough(listed))
+            or (key and key == listed)
+            or (s.access_number and any(n.startswith(s.access_number) for n in numbers))
+        ):
+            yield s
+
+
 def best_match(item: ListedItem, catalogue: tuple[ServiceInfo, ...]) -> ServiceInfo | None:
     """The catalogued service the item positively is; the closest when several are (on a tie,
     the first in catalogue order)."""
     scored = []
-    for s in catalogue:
+    for s in _named(item, catalogue):
         c = compare(item, s)
         if _positive(c):
             rank = (c.access == "same", c.exact, c.sp == "same", len(service_key(s.service_name)))

@@ -7,18 +7,26 @@ whitespace, punctuation, billing tags, service suffixes, company suffixes,
 industry words and a leading region. They never shorten a name below two
 characters, and containment of a core means something only when it is long
 enough (`long_enough`).
+
+Each is cached: the judge compares every listed item and notice with the
+whole catalogue, so the same few thousand names are reduced again and again
+within a night (they are pure functions of one string).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+
+_CACHED = 1 << 16  # names: a catalogue's and what carriers and SPs wrote in a night
 
 BILLING_TAG = re.compile(
     r"[(\[【]\s*(?:包月|包年|包季|按次|按条|点播|月租|月付|包月版|试用|体验|免费)\s*[)\]】]"
 )
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def flat(text: str) -> str:
     """NFKC, case-folded, without whitespace, punctuation and symbols: for containment tests."""
     text = unicodedata.normalize("NFKC", text).casefold()
@@ -42,6 +50,7 @@ _REGION = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def service_key(name: str) -> str:
     """A service name without billing tags and suffixes (`掌上笑话(包月)` -> `掌上笑话`)."""
     key = flat(BILLING_TAG.sub("", unicodedata.normalize("NFKC", name)))
@@ -52,6 +61,7 @@ def service_key(name: str) -> str:
         key = shorter
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def sp_core(name: str) -> str:
     """An SP name without region, industry words and company suffix (`北京某某信息技术有限公司`
     -> `某某`); never shorter than two characters."""
