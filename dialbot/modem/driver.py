@@ -112,7 +112,10 @@ class Modem:
         self._events: queue.Queue[str] = queue.Queue()
         self._state_changed = threading.Condition()
         self._gsm: FleetGsmModem | None = None
-        self._memories: set[str] = set()
+        self._memories: set[str] = set()  # every memory a +CMTI ever named
+        self._named: set[str] = set()  # memories named since the last sweep
+        self._named_lock = threading.Lock()
+        self._full_due = True  # the next sweep lists every memory (a new connection)
         self._readable_cache: tuple[FleetGsmModem | None, set[str]] = (None, set())
         self.urcs = UrcBox()
         self._http: tuple[FleetGsmModem | None, str, HttpFamily | None] = (None, "", None)
@@ -275,8 +278,14 @@ class Modem:
             self._http = (gsm, name, family)
         return family
 
-    def sweep(self) -> int:
+    def sweep(self, named_only: bool = False) -> int:
         """Read every stored message, store it, deliver what completes, delete what was read.
+
+        `named_only` (the sweep a +CMTI asks for): list only the memories the
+        indications named since the last sweep, not every readable one - one
+        AT+CMGL instead of a +CPMS and a +CMGL per memory, for each message. A
+        full sweep still runs after every connect, on the worker's periodic
+        check, when no memory was named, and whenever a flow asks for one.
 
         Read → store (committed) → deliver → delete. The modem is held (the
         operation lock) only for the AT commands, not while the store commits,
@@ -289,7 +298,10 @@ class Modem:
         """
         with self._sweep_lock:
             delivered = self._recover()
-            for memory, listed, read_at in self._op(self._list_locked):
+            with self._named_lock:
+                named, self._named = self._named, set()
+            memories = named if named_only and named and not self._full_due else None
+            for memory, listed, read_at in self._op(partial(self._list_locked, memories=memories)):
                 items = [read_pdu(self.port, memory or "", i, pdu, read_at) for i, pdu in listed]
                 if not items:  # an empty memory: what arrives there later is new
                     self.store.listed(memory or "")
@@ -300,6 +312,8 @@ class Modem:
                     self.store_error = _describe(exc)
                     self.trace.note(f"store failed, {len(items)} PDU(s) left on the modem")
                     log.error("%s: %d PDU(s) not stored (%s)", self.port, len(items), exc)
+                    with self._named_lock:
+                        self._named |= named  # still to read there
                     return delivered
                 self.store_error = None
                 for item, receipt in zip(items, receipts, strict=True):
@@ -314,17 +328,22 @@ class Modem:
             for message in self.inbox.expire():
                 self._deliver(message)
                 delivered += 1
+            if memories is None:
+                self._full_due = False
             return delivered
 
     def _list_locked(
-        self, gsm: FleetGsmModem
+        self, gsm: FleetGsmModem, memories: set[str] | None = None
     ) -> list[tuple[str | None, list[tuple[int, str]], datetime]]:
-        """Every readable memory's stored PDUs, each listing stamped with its time."""
+        """The stored PDUs of `memories` (None: every readable memory), each listing stamped
+        with its time; the memory selected already is listed first (no +CPMS for it)."""
         if gsm.sim_absent:
             return []  # no SIM, no storage to sweep
-        memories: list[str | None] = [*sorted(self._memories | self._readable(gsm))] or [None]
+        wanted = self._memories | self._readable(gsm) if memories is None else memories
+        current = gsm._smsMemReadDelete
+        order: list[str | None] = [*sorted(wanted, key=lambda m: (m != current, m))] or [None]
         out = []
-        for memory in memories:
+        for memory in order:
             if memory is not None:
                 gsm._setSmsMemory(readDelete=memory)
             listed = parse_cmgl(gsm.write("AT+CMGL=4") or [])
@@ -410,6 +429,8 @@ class Modem:
             memory = line.split(":", 1)[1].split(",")[0].strip().strip('"')
             if memory:
                 self._memories.add(memory)
+                with self._named_lock:
+                    self._named.add(memory)
             self._events.put("sweep")
         elif line.startswith("+CUSD:") and gsm is not None:
             gsm._handleUssd([line])
@@ -463,6 +484,7 @@ class Modem:
         self.last_error = None
         self.voice.reset()
         self._drain_events()
+        self._full_due = True
         self._set_state(LinkState.READY)
         self._events.put("sweep")
         return True
@@ -482,7 +504,7 @@ class Modem:
             if event == "tick" and not self._check_if_idle():
                 return  # in use (a send, a lease's exchange): working, so not checked now
             self._drain_events("sweep")
-            self.sweep()
+            self.sweep(named_only=event == "sweep")
         except ModemBusy:
             log.info("%s: busy with a long operation; checked later", self.port)
         except AtTimeout:

@@ -14,6 +14,7 @@ selection and health.
 from __future__ import annotations
 
 import json
+import queue
 import re
 import time
 from collections.abc import Iterator
@@ -257,11 +258,57 @@ def test_captured_cpms_replies_choose_the_memories_swept(
     modem, _got, _store = driver(fake)
     try:
         modem.sweep()  # after the worker's own first sweep (the operation lock orders them)
+        start = _selected(fake)
         fake.commands.clear()
-        modem.sweep()  # starts on the memory the last sweep ended on: switches to each
-        selected = {m for c in fake.commands for m in re.findall(r'^AT\+CPMS="(\w+)"', c)}
-        assert selected == memories
+        modem.sweep()  # starts on the memory the last sweep ended on, then switches to each
+        listed = _listed_memories(fake.commands, start)
+        assert listed == memories
         assert sum(c == "AT+CMGL=4" for c in fake.commands) == max(1, len(memories))
+        # the memory selected already is listed first, without switching to it
+        assert sum(c.startswith("AT+CPMS=") for c in fake.commands) == max(0, len(memories) - 1)
+    finally:
+        modem.close()
+
+
+def _selected(fake: FakeModem) -> str | None:
+    """The read memory the modem has selected now: the last one switched to."""
+    switched = [m for c in fake.commands for m in re.findall(r'^AT\+CPMS="(\w+)"', c)]
+    return switched[-1] if switched else None
+
+
+def _listed_memories(commands: list[str], start: str | None) -> set[str]:
+    """The memories each AT+CMGL listed, following the +CPMS switches from `start`."""
+    current, listed = start, set()
+    for command in commands:
+        if match := re.match(r'^AT\+CPMS="(\w+)"', command):
+            current = match.group(1)
+        elif command == "AT+CMGL=4" and current is not None:
+            listed.add(current)
+    return listed
+
+
+def test_an_indication_has_only_its_memory_listed(corpus: Path, fake: FakeModem) -> None:
+    """A +CMTI names where the message is: that memory is listed, not every one (a
+    CPMS and a CMGL each); the message is read, stored and deleted as in a full sweep."""
+    _command, answer = transcript(corpus / "gammu" / "at-cpms" / "generic.dump")
+    fake.handlers["AT+CPMS=?"] = lambda _cmd: answer
+    got: queue.Queue[IncomingMessage] = queue.Queue()
+    store = RecordingStore(fake)
+    modem = Modem(ModemSettings(fake.port, command_timeout=2.0), unsolicited=got.put, store=store)
+    modem.start()
+    try:
+        assert modem.wait_settled(10) == LinkState.READY
+        modem.sweep()
+        memory_before = _selected(fake)
+        fake.commands.clear()
+        fake.deliver("10658888", "尊敬的用户，回复Y确认订购")
+        assert got.get(timeout=10).text == "尊敬的用户，回复Y确认订购"  # the worker's sweep
+        swept = list(fake.commands)  # its listings are done: the message came of them
+        modem.sweep()  # waits for the worker's sweep to end (sweeps take turns)
+        assert sum(c == "AT+CMGL=4" for c in swept) == 1
+        assert _listed_memories(swept, memory_before) == {"SM"}
+        assert not fake.storage  # deleted once stored
+        assert len(store.items) == 1
     finally:
         modem.close()
 
