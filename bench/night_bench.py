@@ -181,6 +181,7 @@ def one(services: int, modems: int, time_scale: float, wap_share: float = 0.0) -
         beyond = (item.ended_at - item.started_at).total_seconds()
         beyond -= flows[item.flow].unavoidable_wait_s() * time_scale
         by_flow.setdefault(item.flow, []).append(beyond)
+    idle = idle_per_lane(ran, first, last)
     counts = sorted(len(v) for v in per_lane.values())
     ends = sorted(max(v) for v in per_lane.values())
     return {
@@ -193,8 +194,28 @@ def one(services: int, modems: int, time_scale: float, wap_share: float = 0.0) -
         "overhead_s": (busy - unavoidable) / len(ran),
         "left_subscribed": sum(1 for s in truth["sims"].values() if s["subscriptions"]),
         "robot_cpu": robot_cpu,
+        "idle": idle,
         "flows": {f: (len(v), statistics.fmean(v)) for f, v in sorted(by_flow.items())},
     }  # fmt: skip
+
+
+def idle_per_lane(ran: list[Any], first: Any, last: Any) -> tuple[float, float, float]:
+    """Mean seconds a modem stood idle before its first probe, between its probes and
+    after its last one (what utilisation misses, by where)."""
+    lanes: dict[int, list[Any]] = {}
+    for item in ran:
+        lanes.setdefault(item.sim_id, []).append(item)
+    before = between = after = 0.0
+    for items in lanes.values():
+        items.sort(key=lambda i: i.started_at)
+        before += (items[0].started_at - first).total_seconds()
+        after += (last - max(i.ended_at for i in items)).total_seconds()
+        between += sum(
+            max(0.0, (b.started_at - a.ended_at).total_seconds())
+            for a, b in zip(items, items[1:], strict=False)
+        )
+    n = len(lanes)
+    return before / n, between / n, after / n
 
 
 def mix_share(mix: str) -> float:
@@ -239,6 +260,12 @@ def main() -> None:
         )
         per_flow = ", ".join(f"{f} {n_} probes {m:.2f} s" for f, (n_, m) in r["flows"].items())
         print(f"  beyond unavoidable waits, per flow: {per_flow}", flush=True)
+        idle = r["idle"]
+        print(
+            f"  idle per modem: {idle[0]:.2f} s before its first probe, {idle[1]:.2f} s "
+            f"between probes, {idle[2]:.2f} s after its last",
+            flush=True,
+        )
         cpu = r["robot_cpu"]
         print(
             f"  robot process CPU: user {cpu['user']:.1f} s, system {cpu['sys']:.1f} s "
