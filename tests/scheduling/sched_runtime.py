@@ -55,6 +55,9 @@ class LedgerDispatcher:
             msisdn = session.get_one(Sim, job.sim_id).msisdn
             service = session.get_one(Service, job.service_id)
         time.sleep(self.pre_delay)  # the balance check before the order
+        # the cleanup promise is stored before the order goes out: a process killed between
+        # the two leaves one without an order, which recovery must (and does) treat as cut
+        ledger(f"OBLIGE {job.service_id} {msisdn} {job.flow}")
         ob = create_obligation(self.db, sim=msisdn, sp_code=job.sp_code,
                                service_code=service.code, access_number=service.access_number,
                                cancel_cmd="TD")  # fmt: skip

@@ -99,6 +99,7 @@ def test_kills_rerun_what_never_ordered_and_replan_the_rest(db_url: str, tmp_pat
     )
     assert len(lines("ORDER")) == orders
     cut_orders = set(lines("ORDER"))  # every order placed by a killed process
+    cut_promises = set(lines("OBLIGE"))  # every cleanup promise a killed process began to store
     # the restart finishes the night
     done = subprocess.run(command, env={**base, "DIALBOT_TEST_DELAY": "0.05"}, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -113,7 +114,10 @@ def test_kills_rerun_what_never_ordered_and_replan_the_rest(db_url: str, tmp_pat
     assert set(states) <= {"done", "interrupted"}, states
     cut_after = {(str(i.service_id), i.flow) for i in items if i.state == "interrupted"}
     assert cut_after, "the second and third kills cut probes after their order"
-    assert cut_after <= {(sid, flow) for sid, _, flow in cut_orders}
+    # cut after its order, or after its cleanup promise when killed before the order left:
+    # the robot cannot tell those apart and fails closed
+    assert cut_after <= {(sid, flow) for sid, _, flow in cut_promises}
+    assert cut_after & {(sid, flow) for sid, _, flow in cut_orders}, "kills after an order"
     rerun = [i for i in items if i.reruns]
     assert len(rerun) >= 2, "the first kill's claimed probes run again"
     rerun_done = sum(i.state == "done" for i in rerun)
