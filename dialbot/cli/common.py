@@ -67,6 +67,10 @@ def command_log(config: Config, console: bool = False) -> Path:
         root.addHandler(handler)
         if root.level == logging.NOTSET or root.level > logging.INFO:
             root.setLevel(logging.INFO)
+        # SQLAlchemy's own errors (a pooled connection that cannot be reset while the
+        # database restarts) go to the log too: with no handler Python's last resort would
+        # print them, traceback and all, on the console
+        logging.getLogger("sqlalchemy").addHandler(handler)
     if console and not any(isinstance(h.formatter, OneLine) for h in root.handlers):
         stream = logging.StreamHandler()
         stream.setFormatter(OneLine())
