@@ -22,7 +22,7 @@ from dialbot.errors import ConfigError
 
 CONFIG_NAME = "dialbot.toml"
 PATH_KEYS = ("hardware", "probes", "schedules", "reports")
-SECTIONS = {"database", "paths", "carrier", "probe", "alerts", "broker", "modem"}
+SECTIONS = {"database", "paths", "carrier", "probe", "alerts", "broker", "modem", "fleet"}
 # [modem]: every timing of the modem driver (seconds; quarantine_after is a count).
 MODEM_KEYS = ("command_timeout", "send_timeout", "ussd_timeout", "concat_timeout",
               "check_interval", "backoff_initial", "backoff_max", "quarantine_after")  # fmt: skip
@@ -77,6 +77,9 @@ class Config:
     # [broker] url (Celery, distributed mode); DIALBOT_BROKER_URL overrides.
     alerts: Any = None
     broker_url: str | None = None
+    # [fleet] processes: how many processes drive this host's modems (None: "auto",
+    # chosen by dialbot.flows.parts from the modems and the CPUs)
+    fleet_processes: int | None = None
 
 
 def find_config(path: Path | None = None) -> Path | None:
@@ -111,7 +114,18 @@ def load_config(path: Path | None = None) -> Config:
         source=source.resolve() if source is not None else None,
         alerts=_alerts(data.get("alerts"), name),
         broker_url=_broker(_table(data, "broker", name), name),
+        fleet_processes=_fleet(_table(data, "fleet", name), name),
     )
+
+
+def _fleet(table: dict[str, Any], name: str) -> int | None:
+    _only(table, ("processes",), "fleet", name)
+    value = table.get("processes", "auto")
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(name, "fleet.processes", 'must be "auto" or a whole number from 1')
+    return value
 
 
 def _alerts(table: Any, name: str) -> Any:

@@ -240,3 +240,22 @@ def test_every_json_shape_and_awkward_text_come_back_as_hashed(
     assert [dataclasses.astuple(r) for r in back] == [dataclasses.astuple(r) for r in rows]
     assert back[-1].data == "line\nbreak\ttab\x01\ufffd" and back[0].text == "t0\ufffd\ufffd"
     assert verify_chain(session_factory).ok
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, "abc", 5, 1.5, True, [1, "二", None, 2**70], {"z": 1, "a": {"y": [], "b": "😀"}}],
+)
+def test_a_staged_event_hashes_exactly_as_the_chain_defines(data: object) -> None:
+    """SQLite appends build each event's hashed document before the chain's lock and
+    fill in only the id and the previous hash under it: the bytes must be
+    `event_hash`'s, or every chain written that way would fail `evidence verify`."""
+    from dialbot.db.evidence import _prepare, _stage  # the SQLite append's own step
+
+    engine = engine_of(open_database("sqlite://", migrate_schema=False))
+    at = datetime(2026, 11, 29, 8, 30, 1, 250, tzinfo=timezone(timedelta(hours=8)))
+    ev = _prepare(NewEvent("sms_in", sim=SIM, run_id=7, at=at, peer="106\"58",
+                           text="退订\u2028'x'\\", raw="0791", data=data))  # fmt: skip
+    staged = _stage(ev, engine.dialect)
+    for event_id, prev in [(1, GENESIS_HASH), (123456789, "ab" * 32)]:
+        assert staged.digest(event_id, prev) == event_hash(event_id, prev, ev)

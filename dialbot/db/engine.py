@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db import outage
+from dialbot.db import outage, writegate
 from dialbot.db.outage import DEFAULT_OUTAGE_LIMIT_S
 from dialbot.errors import ConfigError
 
@@ -77,7 +77,7 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         _ensure_sqlite_dir(parsed)
         engine = create_engine(parsed, **kwargs)
-        _install_sqlite_hooks(engine)
+        _install_sqlite_hooks(engine, parsed.database or "")
         return engine
     if parsed.get_backend_name() == "postgresql":
         connect_args = dict(kwargs.pop("connect_args", {}))
@@ -142,8 +142,12 @@ def _ensure_wal(cursor: Any) -> None:
             time.sleep(0.02)
 
 
-def _install_sqlite_hooks(engine: Engine) -> None:
-    """WAL, foreign keys, busy timeout, and BEGIN emitted by SQLAlchemy."""
+def _install_sqlite_hooks(engine: Engine, database: str) -> None:
+    """WAL, foreign keys, busy timeout, and BEGIN emitted by SQLAlchemy (a writer's
+    through the process's write gate, :mod:`dialbot.db.writegate`)."""
+    # an in-memory database is one connection's own: nothing to queue for
+    memory = not database or database == ":memory:" or database.startswith("file:")
+    gate = None if memory else writegate.gate_for(str(Path(database).expanduser().absolute()))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -161,9 +165,28 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         if conn.get_execution_options().get(WRITE_LOCK_OPTION):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if gate is None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            dbapi = conn.connection.driver_connection
+            writegate.begin_immediate(dbapi, gate, conn.info, SQLITE_BUSY_TIMEOUT_MS)
         else:
             conn.exec_driver_sql("BEGIN")
+
+    # the transaction's end lets the process's next writer in; so does a connection
+    # returned, reset or dropped without one (an error half-way)
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(conn: Any) -> None:
+        writegate.release(conn.info)
+
+    def _on_return(_dbapi: Any, record: Any, *_: Any) -> None:
+        if record is not None:
+            writegate.release(record.info)
+
+    event.listen(engine, "checkin", lambda dbapi, record: _on_return(dbapi, record))
+    event.listen(engine, "reset", lambda dbapi, record, state: _on_return(dbapi, record))
+    event.listen(engine, "invalidate", lambda dbapi, record, exc: _on_return(dbapi, record))
 
 
 def engine_of(session_factory: sessionmaker[Session]) -> Engine:

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Table, Update, case, insert, literal, select, update
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db.engine import BEFORE_OPTION, COMMIT_OPTION, write_connection
+from dialbot.db.engine import BEFORE_OPTION, COMMIT_OPTION, engine_of, write_connection
 from dialbot.db.models import (
     EVENT_KINDS,
     GENESIS_HASH,
@@ -183,12 +183,11 @@ def append_events(
     prepared = [_prepare(ev) for ev in events]
     if not prepared:
         return []
+    if engine_of(session_factory).dialect.name == "sqlite":
+        return _append_sqlite(session_factory, prepared)
     rows: list[EventRow] = []
     with write_connection(session_factory) as conn:
-        if conn.dialect.name == "postgresql":
-            last_id, last_hash = conn.execute(_HEAD_LOCKED, execution_options=_LOCK_FIRST).one()
-        else:  # the write lock was taken at BEGIN
-            last_id, last_hash = conn.exec_driver_sql(_SQLITE_HEAD).one()
+        last_id, last_hash = conn.execute(_HEAD_LOCKED, execution_options=_LOCK_FIRST).one()
         for ev in prepared:
             last_id += 1
             digest = event_hash(last_id, last_hash, ev)
@@ -213,11 +212,93 @@ def append_events(
     return rows
 
 
-def _write(conn: Connection, events: list[NewEvent], rows: list[EventRow]) -> None:
-    """Insert the events, claim their receipts and move the chain head.
+def _canonical(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
 
-    Everything here runs under the chain lock, so every append waits for it. On
-    PostgreSQL the three writes are one statement (`_pg_write`), sent with the
+
+@dataclass(frozen=True)
+class _Staged:
+    """An event made ready for the chain before the lock is taken: its hashed document
+    around the two values only the chain's head gives (its id and the previous hash),
+    and its column values already converted for the driver."""
+
+    event: NewEvent
+    before_id: str
+    before_prev: str
+    after_prev: str
+    values: tuple[Any, ...]  # in column order; None where id, prev_hash and hash go
+
+    def digest(self, event_id: int, prev_hash: str) -> str:
+        """`event_hash` of the event at ``event_id`` after ``prev_hash`` (the same bytes)."""
+        document = (self.before_id + str(event_id) + self.before_prev + _canonical(prev_hash)
+                    + self.after_prev)  # fmt: skip
+        return hashlib.sha256(document.encode("ascii")).hexdigest()
+
+
+_CHAIN_COLUMNS = ("id", "prev_hash", "hash")
+
+
+def _stage(ev: NewEvent, dialect: Any) -> _Staged:
+    fields = _hashed_fields(0, "", ev)
+    pieces = {key: f"{_canonical(key)}:{_canonical(value)}" for key, value in fields.items()}
+    keys = sorted(pieces)  # the canonical document's order (sort_keys)
+    at_id, at_prev = keys.index("id"), keys.index("prev_hash")
+    assert at_id < at_prev
+    before_id = "{" + "".join(pieces[k] + "," for k in keys[:at_id]) + _canonical("id") + ":"
+    middle = "".join("," + pieces[k] for k in keys[at_id + 1 : at_prev])
+    before_prev = middle + "," + _canonical("prev_hash") + ":"
+    after_prev = "".join("," + pieces[k] for k in keys[at_prev + 1 :]) + "}"
+    _, binds = _sqlite_insert(dialect)
+    values = tuple(None if c in _CHAIN_COLUMNS else bind(getattr(ev, c)) for c, bind in binds)
+    return _Staged(ev, before_id, before_prev, after_prev, values)
+
+
+_SQLITE_CLAIM = "UPDATE received_pdus SET event_id = ? WHERE id = ? AND event_id IS NULL"
+
+
+def _append_sqlite(
+    session_factory: sessionmaker[Session], events: list[NewEvent]
+) -> list[EventRow]:
+    """`append_events` on SQLite: everything that does not need the chain's head is done
+    before its lock is taken (each writer of every process waits while it is held), and
+    the statements go to the driver directly."""
+    dialect = engine_of(session_factory).dialect
+    staged = [_stage(ev, dialect) for ev in events]
+    sql, binds = _sqlite_insert(dialect)
+    slots = [n for n, (c, _) in enumerate(binds) if c in _CHAIN_COLUMNS]
+    rows: list[EventRow] = []
+    params: list[tuple[Any, ...]] = []
+    with write_connection(session_factory) as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        last_id, last_hash = driver.execute(_SQLITE_HEAD).fetchone()
+        for one in staged:
+            last_id += 1
+            digest = one.digest(last_id, last_hash)
+            ev = one.event
+            assert ev.at is not None
+            rows.append(EventRow(last_id, ev.run_id, ev.sim, ev.at, ev.kind, ev.peer, ev.text,
+                                 ev.raw, ev.data, last_hash, digest))  # fmt: skip
+            chain = {"id": last_id, "prev_hash": last_hash, "hash": digest}
+            values = list(one.values)
+            for n in slots:
+                values[n] = chain[binds[n][0]]
+            params.append(tuple(values))
+            last_hash = digest
+        driver.executemany(sql, params)
+        claims = [(row.id, r) for one, row in zip(staged, rows, strict=True)
+                  for r in one.event.receipts]  # fmt: skip
+        if claims:
+            driver.executemany(_SQLITE_CLAIM, claims)
+        driver.execute(_SQLITE_MOVE_HEAD, (rows[-1].id, rows[-1].hash))
+    return rows
+
+
+def _write(conn: Connection, events: list[NewEvent], rows: list[EventRow]) -> None:
+    """Insert the events, claim their receipts and move the chain head (PostgreSQL;
+    SQLite's is `_append_sqlite`).
+
+    Everything here runs under the chain lock, so every append waits for it. The three writes are one statement (`_pg_write`), sent with the
     ``COMMIT`` (`COMMIT_OPTION`): one round trip instead of four, and its text
     depends only on the number of receipts, so SQLAlchemy compiles nothing per
     append and the server may keep its plan. The events travel as one JSON
@@ -225,25 +306,15 @@ def _write(conn: Connection, events: list[NewEvent], rows: list[EventRow]) -> No
     every other writer waits).
     """
     owner = {r: row.id for ev, row in zip(events, rows, strict=True) for r in ev.receipts}
-    if conn.dialect.name == "postgresql":
-        document = [{**_row_values(row), "at": _iso(row.at)} for row in rows]
-        params = {
-            "events": json.dumps(document, ensure_ascii=False),
-            "last_id": rows[-1].id,
-            "last_hash": rows[-1].hash,
-        }
-        for k, (receipt, event_id) in enumerate(owner.items()):
-            params[f"r{k}"], params[f"e{k}"] = receipt, event_id
-        conn.exec_driver_sql(_pg_write(len(owner)), params, execution_options={COMMIT_OPTION: True})
-        return
-    sql, binds = _sqlite_insert(conn.dialect)
-    conn.exec_driver_sql(
-        sql,
-        [tuple(bind(getattr(r, c)) for c, bind in binds) for r in rows],
-    )
-    if owner:
-        conn.execute(_claim(owner))
-    conn.exec_driver_sql(_SQLITE_MOVE_HEAD, (rows[-1].id, rows[-1].hash))
+    document = [{**_row_values(row), "at": _iso(row.at)} for row in rows]
+    params = {
+        "events": json.dumps(document, ensure_ascii=False),
+        "last_id": rows[-1].id,
+        "last_hash": rows[-1].hash,
+    }
+    for k, (receipt, event_id) in enumerate(owner.items()):
+        params[f"r{k}"], params[f"e{k}"] = receipt, event_id
+    conn.exec_driver_sql(_pg_write(len(owner)), params, execution_options={COMMIT_OPTION: True})
 
 
 _SQLITE_INSERT: tuple[str, list[tuple[str, Any]]] | None = None
@@ -287,21 +358,6 @@ def _pg_write(receipts: int) -> str:
         for k in range(receipts)
     ]
     return "WITH " + ",\n".join([_PG_APPENDED, *claims]) + "\n" + _PG_HEAD
-
-
-def _claim(owner: dict[int, int]) -> Update:
-    """The statement that marks the received PDUs (receipt id -> event id) as recorded,
-    in the events' own transaction (one statement, whatever the batch).
-
-    The PDUs' evidence is the event's ``raw`` (hashed); the link lives in the
-    receipt log, so the hash format does not change.
-    """
-    big = [(literal(r, BigInteger()), literal(e, BigInteger())) for r, e in owner.items()]
-    return (
-        update(_RECEIVED)
-        .where(_RECEIVED.c.id.in_(sorted(owner)), _RECEIVED.c.event_id.is_(None))
-        .values(event_id=case(*big, value=_RECEIVED.c.id))
-    )
 
 
 def append_event(

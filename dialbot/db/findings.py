@@ -62,14 +62,23 @@ class NewFinding:
 
 @survives_outage
 def record_findings(
-    session_factory: sessionmaker[Session], run_id: int, findings: Sequence[NewFinding]
+    session_factory: sessionmaker[Session],
+    run_id: int,
+    findings: Sequence[NewFinding],
+    *,
+    then: RunState | None = None,
 ) -> list[int]:
-    """Store the findings of a run that is in state ``judging``; returns their ids."""
+    """Store the findings of a run that is in state ``judging``; returns their ids.
+    ``then``: move the run on (to ``done``) in the same transaction, so its verdict
+    and its end are committed together."""
     with write_session(session_factory) as session:
         run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one()
         if run.state != RunState.JUDGING.value:
             raise FindingRefused(f"run {run_id} is {run.state}, not judging: no findings recorded")
-        return _store(session, run_id, findings)
+        ids = _store(session, run_id, findings)
+        if then is not None:
+            run.move_to(then, at=utcnow())
+        return ids
 
 
 @survives_outage

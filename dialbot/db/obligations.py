@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db.engine import write_session
+from dialbot.db.engine import write_connection, write_session
 from dialbot.db.models import CleanupObligation
 from dialbot.db.outage import survives_outage
 from dialbot.db.types import utcnow
@@ -226,12 +226,13 @@ def discharge(
 ) -> Obligation:
     """Mark an obligation fulfilled; a second call leaves the first record intact."""
     _check_method(method)
-    with write_session(session_factory) as session:
-        session.execute(
+    with write_connection(session_factory) as conn:
+        conn.execute(
             update(CleanupObligation)
             .where(CleanupObligation.id == obligation_id, CleanupObligation.discharged_at.is_(None))
             .values(discharged_at=at or utcnow(), method=method)
         )
+    with session_factory() as session:  # read after the write lock is let go
         row = session.get(CleanupObligation, obligation_id)
         if row is None:
             raise LookupError(f"no cleanup obligation {obligation_id}")

@@ -18,6 +18,7 @@ transaction, so a receipt is either recorded or left over, never both:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -104,12 +105,17 @@ class DbPduStore:
         rows = [self._values(item) for item in items]
         engine = engine_of(self.db)
         if engine.dialect.name != "postgresql":
+            # SQLite: the values converted before the write lock is taken, the driver's
+            # statement under it (each writer of every process waits while it is held)
+            sql, binds = _sqlite_insert(engine.dialect)
+            params = [tuple(bind(row[c]) for c, bind in binds) for row in rows]
+            ids: list[int] = []
             with write_connection(self.db) as conn:
-                result = conn.execute(
-                    insert(_RECEIVED).returning(_RECEIVED.c.id, sort_by_parameter_order=True),
-                    rows,
-                )
-                return [int(i) for i in result.scalars().all()]
+                driver = conn.connection.driver_connection
+                assert driver is not None
+                for values in params:
+                    ids.append(int(driver.execute(sql, values).lastrowid))
+            return ids
         for row in rows:
             at = row["read_at"]
             if at.tzinfo is None or at.utcoffset() is None:
@@ -117,8 +123,8 @@ class DbPduStore:
             row["read_at"] = at.isoformat()
         listing = json.dumps(rows, ensure_ascii=False)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            ids = conn.exec_driver_sql(_PG_INSERT, {"listing": listing}).scalars().all()
-        return sorted(int(i) for i in ids)
+            stored = conn.exec_driver_sql(_PG_INSERT, {"listing": listing}).scalars().all()
+        return sorted(int(i) for i in stored)
 
     def _insert(self, session: Session, item: StoredPdu) -> Receipt:
         """Insert unless an earlier process stored this PDU in this slot (read again
@@ -183,6 +189,24 @@ class DbPduStore:
 
 
 _RECEIVED: Table = ReceivedPdu.__table__  # type: ignore[assignment]
+
+
+@functools.cache
+def _sqlite_insert(dialect: Any) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """The receipt INSERT's text for SQLite's driver and each column's bind processor
+    (the column types' own conversions: aware times)."""
+    names = ("source", "sim", "port", "memory", "slot_index", "pdu", "pdu_sha256", "kind",
+             "sender", "text", "scts", "problem", "read_at")  # fmt: skip
+    columns = [_RECEIVED.c[name] for name in names]
+    binds = tuple((c.key, c.type.bind_processor(dialect) or _same) for c in columns)
+    sql = f"INSERT INTO received_pdus ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    return sql, binds
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 _COLUMNS = ", ".join(c for c in _RECEIVED.columns.keys() if c not in ("id", "event_id"))
 _PG_INSERT = f"""INSERT INTO received_pdus ({_COLUMNS})
 SELECT {_COLUMNS}

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db.engine import write_session
+from dialbot.db.engine import write_connection, write_session
 from dialbot.db.models import Run, RunState, Service, Sim
 from dialbot.db.outage import survives_outage
 from dialbot.db.owner import Owner, this_process
@@ -66,17 +66,19 @@ def create_run(
     sim_id: int | None = None,
     retry_of: int | None = None,
     owner: Owner | None = None,
+    running_on: str | None = None,
 ) -> RunInfo:
-    """Plan a run. For a service run, the SP and the catalogue version probed
+    """Plan a run (and with ``running_on``, a modem's label, start it there at once: one
+    write instead of two, each of which every other writer of a SQLite database waits on). For a service run, the SP and the catalogue version probed
     are pinned now, so later catalogue changes never rewrite what it was judged
     against. A retry (``retry_of``) records which run it repeats and counts
     its attempt. The run belongs to ``owner`` (default: this process), and
     only once that owner is gone may another process take it over."""
     me = owner or this_process()
-    with write_session(session_factory) as session:
-        run = Run(flow=flow, service_id=service_id, sim_id=sim_id, attempt=1,
-                  owner_host=me.host, owner_pid=me.pid,
-                  owner_started_at=me.started_at)  # fmt: skip
+    run = Run(flow=flow, service_id=service_id, sim_id=sim_id, attempt=1,
+              owner_host=me.host, owner_pid=me.pid, owner_started_at=me.started_at)  # fmt: skip
+    # what it pins is read first: the write lock is held only for the insert
+    with session_factory() as session:
         if service_id is not None:
             service = session.get(Service, service_id)
             if service is None:
@@ -89,6 +91,10 @@ def create_run(
                 raise LookupError(f"no run {retry_of}")
             run.retry_of_id = earlier.id
             run.attempt = earlier.attempt + 1
+    if running_on is not None:
+        run.move_to(RunState.RUNNING, at=utcnow())
+        run.modem = running_on
+    with write_session(session_factory) as session:
         session.add(run)
         session.flush()
         return _snapshot(run)
@@ -107,9 +113,15 @@ def transition(
 ) -> RunInfo:
     """Move a run to ``to``; raises IllegalTransition when the move is not allowed.
 
-    The row is locked for the read-check-write (SQLite: write lock at BEGIN;
-    PostgreSQL: FOR UPDATE), so two workers cannot both start the same run.
+    The move is checked on the run as read, and written only if its state is still
+    the one read (so two workers cannot both start the same run): the check is
+    not made while every other writer waits for the lock. When the state changed
+    in between, the move is checked again with the row locked (SQLite: write lock
+    at BEGIN; PostgreSQL: FOR UPDATE).
     """
+    moved = _transition_if_unchanged(session_factory, run_id, to, error, modem, sim_id, at)
+    if moved is not None:
+        return moved
     with write_session(session_factory) as session:
         run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one()
         run.move_to(to, at=at or utcnow(), error=error)
@@ -119,6 +131,43 @@ def transition(
             run.sim_id = sim_id
         session.flush()
         return _snapshot(run)
+
+
+_MOVED = ("state", "started_at", "heartbeat_at", "ended_at", "error", "modem", "sim_id")
+
+
+def _transition_if_unchanged(
+    session_factory: sessionmaker[Session],
+    run_id: int,
+    to: RunState,
+    error: str | None,
+    modem: str | None,
+    sim_id: int | None,
+    at: datetime | None,
+) -> RunInfo | None:
+    """`transition` checked on the run as read and written if its state is unchanged;
+    None when it changed meanwhile."""
+    with session_factory() as session:
+        run = session.execute(select(Run).where(Run.id == run_id)).scalar_one()
+        session.expunge(run)
+    old = run.state
+    before = {name: getattr(run, name) for name in _MOVED}
+    run.move_to(to, at=at or utcnow(), error=error)  # raises IllegalTransition
+    if modem is not None:
+        run.modem = modem
+    if sim_id is not None:
+        run.sim_id = sim_id
+    with write_connection(session_factory) as conn:
+        result = conn.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.state == old)
+            .values(
+                {n: getattr(run, n) for n in _MOVED if n == "state" or getattr(run, n) != before[n]}
+            )
+        )
+        if int(result.rowcount) != 1:
+            return None
+    return _snapshot(run)
 
 
 @survives_outage

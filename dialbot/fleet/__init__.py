@@ -1,7 +1,13 @@
 """The fleet: bank inventories, health and identity, leases, the carrier's services."""
 
 from dialbot.fleet.fleet import Fleet, FleetModem, FleetSettings, NoModemAvailable, SimState
-from dialbot.fleet.inventory import Bank, ModemEntry, load_inventories, load_inventory
+from dialbot.fleet.inventory import (
+    Bank,
+    ModemEntry,
+    load_inventories,
+    load_inventory,
+    partition,
+)
 from dialbot.fleet.lease import Lease
 from dialbot.fleet.services import (
     Balance,
@@ -30,5 +36,6 @@ __all__ = [
     "Subscription",
     "SubscriptionList",
     "load_inventories",
+    "partition",
     "load_inventory",
 ]

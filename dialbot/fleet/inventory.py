@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,24 @@ def load_inventories(folder: Path) -> list[Bank]:
         seen[bank.name] = path
         banks.append(bank)
     return banks
+
+
+def partition(banks: list[Bank], index: int, count: int) -> list[Bank]:
+    """Part ``index`` of ``count`` of the banks' modems in service: a contiguous run of
+    them in inventory order (a bank's neighbouring slots stay together), the parts as
+    even as the modems allow. Retired modems (never opened, kept for the record) go
+    with part 0; banks with no modem in the part are left out."""
+    if not 0 <= index < count:
+        raise ValueError(f"part {index} of {count}")
+    working = [m for b in banks for m in b.modems if not m.retired]
+    start, end = index * len(working) // count, (index + 1) * len(working) // count
+    mine = {id(m) for m in working[start:end]}
+    part: list[Bank] = []
+    for bank in banks:
+        modems = tuple(m for m in bank.modems if id(m) in mine or (m.retired and index == 0))
+        if modems:
+            part.append(replace(bank, modems=modems))
+    return part
 
 
 def load_inventory(path: Path) -> Bank:

@@ -194,9 +194,9 @@ def run_flow(
         service_id=service.service_id if service else None,
         sim_id=sim.id,
         retry_of=retry_of,
+        running_on=modem_label(lease),
     )
     label = modem_label(lease)
-    transition(env.db, info.id, RunState.RUNNING, modem=label, sim_id=sim.id)
     svc = service_info(service) if service else None
     outcome = RunOutcome(info.id, flow.name, svc, sim.msisdn, label, RunState.RUNNING)
     outcome.retry_of = retry_of
@@ -344,10 +344,10 @@ def _judge_and_store(
         history=past_orders(env.db, sim.msisdn, env.carrier, [service.sp_code] if service else []),
     )
     findings = judge(record)
-    record_findings(env.db, outcome.run_id, [to_new_finding(f, sim.msisdn) for f in findings])
+    record_findings(env.db, outcome.run_id, [to_new_finding(f, sim.msisdn) for f in findings],
+                    then=RunState.DONE)  # fmt: skip
     outcome.findings = findings
     outcome.state = RunState.DONE
-    transition(env.db, outcome.run_id, RunState.DONE)
 
 
 def to_new_finding(finding: Finding, sim: str | None) -> NewFinding:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
@@ -348,6 +348,10 @@ class LocalFleet:
 
     # -- FleetView -------------------------------------------------------------------------
 
+    def sims(self) -> list[tuple[int, str]]:
+        """(id, number) of every SIM this fleet probes with, ready or not."""
+        return [(sim_id, sim.msisdn) for sim_id, (_, sim) in sorted(self._sims.items())]
+
     def _state(self, slot: FleetModem) -> str:
         if label_of(slot) in self._unusable:
             return "out_of_service"
@@ -391,11 +395,16 @@ class LocalFleet:
             self.fleet.close()
 
 
-def local_runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
-    """This host's banks (``hardware/``) with the flows of ``probes/`` and the flow runner."""
-    flows = scheduled_flows(config.paths.probes)
+def open_local(
+    config: Config,
+    db: sessionmaker[Session],
+    flows: dict[str, Flow],
+    part: tuple[int, int] | None = None,
+) -> LocalFleet:
+    """This host's banks (or one ``part`` of their modems) opened, with the watch judged
+    every ``WATCH_EVERY_S`` (scaled)."""
     sink = FleetSink()
-    fleet = open_fleet(config, sink, db=db)
+    fleet = open_fleet(config, sink, db=db, part=part)
     try:
         local = LocalFleet(db, config, fleet, flows)
     except BaseException:
@@ -403,14 +412,22 @@ def local_runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
         raise
     sink.bind(local.station.watch)
     local.start_watch(max(1.0, WATCH_EVERY_S * config.probe.time_scale))
+    return local
+
+
+def local_runtime(config: Config, db: sessionmaker[Session]) -> Runtime:
+    """This host's banks (``hardware/``) with the flows of ``probes/`` and the flow runner;
+    in several processes when ``[fleet] processes`` asks for them (or "auto" finds more
+    modems than one process drives well: :mod:`dialbot.flows.parts`)."""
+    from dialbot.flows import parts  # it builds on this module
+
+    flows = scheduled_flows(config.paths.probes)
     billing, seconds = flow_tables(flows, config.probe.time_scale)
-    close: Callable[[], None] = local.close
-    return Runtime(
-        dispatcher=local,
-        cleanup=local,
-        fleet=local,
-        flow_billing=billing,
-        flow_seconds=seconds,
-        close=close,
-        hygiene=local.hygiene,
-    )
+    count = parts.part_count(config)
+    if count > 1:
+        split = parts.open_parts(config, db, count)
+        return Runtime(dispatcher=split, cleanup=split, fleet=split, flow_billing=billing,
+                       flow_seconds=seconds, close=split.close, hygiene=split.hygiene)  # fmt: skip
+    local = open_local(config, db, flows)
+    return Runtime(dispatcher=local, cleanup=local, fleet=local, flow_billing=billing,
+                   flow_seconds=seconds, close=local.close, hygiene=local.hygiene)  # fmt: skip

@@ -27,7 +27,7 @@ from dialbot.db.owner import RunBeat
 from dialbot.db.received import DbPduStore
 from dialbot.db.runs import upsert_sim
 from dialbot.errors import ModemError
-from dialbot.fleet import Fleet, FleetModem, FleetSettings, Lease, load_inventories
+from dialbot.fleet import Fleet, FleetModem, FleetSettings, Lease, load_inventories, partition
 from dialbot.flows.cleanup import Cleaner, CleanupFailed
 from dialbot.flows.follow import FollowOutcome, follow_night
 from dialbot.flows.model import Flow
@@ -75,14 +75,18 @@ def open_fleet(
     sink: Callable[[IncomingMessage], None] | None = None,
     timeout: float | None = None,
     db: sessionmaker[Session] | None = None,
+    part: tuple[int, int] | None = None,
 ) -> Fleet:
     """Every bank of `hardware/`, opened and checked; messages of idle modems go to sink.
+    With `part` (index, count), only that part of the modems (`dialbot.flows.parts`).
 
     With `db`, every PDU read is committed to the receipt log before the modem
     deletes it (`dialbot.db.received`), and what a dead process read and never
     recorded is delivered again to the sink.
     """
     banks = load_inventories(config.paths.hardware)
+    if part is not None:
+        banks = partition(banks, *part)
     settings = fleet_settings(config, timeout)
     timeout = settings.command_timeout
     stores = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -97,3 +98,36 @@ def test_upsert_sim_updates_and_moves_between_slots(
     assert first == again
     other = upsert_sim(session_factory, "13800000002", bank="b", slot=1)  # the SIM was swapped
     assert other != first
+
+
+def test_racing_starts_of_one_run_let_exactly_one_through(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """The move is checked on the run as read and written only if its state is unchanged:
+    of workers starting the same run at once, one starts it and every other is refused,
+    whether it lost before reading or between its read and its write."""
+    for _ in range(5):
+        run = create_run(session_factory, "monthly")
+        results = race_to_start(session_factory, run.id, 8)
+        assert sorted(results) == ["refused"] * 7 + ["started"]
+        assert get_run(session_factory, run.id).state is RunState.RUNNING
+
+
+def race_to_start(session_factory: sessionmaker[Session], run_id: int, workers: int) -> list[str]:
+    barrier = threading.Barrier(workers)
+    results: list[str] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            transition(session_factory, run_id, RunState.RUNNING, modem="bank:1")
+            results.append("started")
+        except IllegalTransition:
+            results.append("refused")
+
+    threads = [threading.Thread(target=start) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
