@@ -103,7 +103,9 @@ def world(services: int, modems: int, seed: int = 5, wap_share: float = 0.0) -> 
     return {"seed": seed, "order_notices": True, "bank": bank, "sps": sps}
 
 
-def one(services: int, modems: int, time_scale: float, wap_share: float = 0.0) -> dict[str, Any]:
+def one(
+    services: int, modems: int, time_scale: float, wap_share: float = 0.0, processes: str = "auto"
+) -> dict[str, Any]:
     from sqlalchemy import select
 
     from dialbot.catalog import import_catalog
@@ -131,7 +133,11 @@ def one(services: int, modems: int, time_scale: float, wap_share: float = 0.0) -
         data = world(services, modems, wap_share=wap_share)
         path.write_text(yaml.safe_dump(data, allow_unicode=True))
         loaded = load_world(path)
-        config = load_config(write_config(folder, loaded, time_scale))
+        written = write_config(folder, loaded, time_scale)
+        fleet = f"processes = {processes}" if processes.isdigit() else 'processes = "auto"'
+        written.write_text(written.read_text(encoding="utf-8") + f"\n[fleet]\n{fleet}\n",
+                           encoding="utf-8")  # fmt: skip
+        config = load_config(written)
         with (folder / "catalog.csv").open("w", encoding="utf-8") as stream:
             write_catalog(loaded, stream)
         db = open_database(config.database_url)
@@ -240,11 +246,14 @@ def main() -> None:
     parser.add_argument(
         "--mix", default="", help="share of WAP services, e.g. wap=0.3 (default: SMS only)"
     )
+    parser.add_argument(
+        "--processes", default="auto", help="[fleet] processes of the robot (default: auto)"
+    )
     args = parser.parse_args()
     wap_share = mix_share(args.mix)
     rows = []
     for n in range(args.repeat):
-        r = one(args.services, args.modems, args.time_scale, wap_share)
+        r = one(args.services, args.modems, args.time_scale, wap_share, args.processes)
         rows.append(r)
         print(
             f"run {n + 1}: night {r['night']}, {r['items']} probes {r['states']} on "

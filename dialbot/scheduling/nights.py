@@ -38,7 +38,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from dialbot.db.engine import write_session
+from dialbot.db.engine import write_connection, write_session
 from dialbot.db.outage import DatabaseUnavailable, survives_outage
 from dialbot.db.types import utcnow
 from dialbot.scheduling.dispatch import Dispatcher, ProbeJob, ProbeOutcome
@@ -150,18 +150,20 @@ def _store(
 
 @survives_outage
 def _claim(db: sessionmaker[Session], item_id: int) -> bool:
-    with write_session(db) as session:
-        result = session.execute(
-            update(PlanItemRow)
-            .where(PlanItemRow.id == item_id, PlanItemRow.state == ItemState.PENDING.value)
-            .values(
-                state=ItemState.RUNNING.value,
-                attempts=PlanItemRow.attempts + 1,
-                started_at=utcnow(),
-                owner=owner_tag(),
-            )
+    # plain statements on a connection (no ORM session) for the lanes' every probe: on
+    # SQLite every writer of every process waits while one holds the write lock
+    claim = (
+        update(PlanItemRow)
+        .where(PlanItemRow.id == item_id, PlanItemRow.state == ItemState.PENDING.value)
+        .values(
+            state=ItemState.RUNNING.value,
+            attempts=PlanItemRow.attempts + 1,
+            started_at=utcnow(),
+            owner=owner_tag(),
         )
-        return int(result.rowcount) == 1  # type: ignore[attr-defined]
+    )
+    with write_connection(db) as conn:
+        return int(conn.execute(claim).rowcount) == 1
 
 
 @survives_outage
@@ -179,12 +181,13 @@ def _set(
         values["ended_at"] = utcnow()
     if run_id is not None:
         values["run_id"] = run_id
-    with write_session(db) as session:
-        session.execute(
-            update(PlanItemRow)
-            .where(PlanItemRow.id.in_(item_ids), PlanItemRow.state == only_from.value)
-            .values(**values)
-        )
+    change = (
+        update(PlanItemRow)
+        .where(PlanItemRow.id.in_(item_ids), PlanItemRow.state == only_from.value)
+        .values(**values)
+    )
+    with write_connection(db) as conn:
+        conn.execute(change)
 
 
 @survives_outage
@@ -328,7 +331,7 @@ class NightExecutor:
                     continue  # finalised or claimed elsewhere meanwhile
                 outcome = self._run_item(item, claimed=moved)
             finally:
-                board.release(item.sp_code)
+                board.release(item.sp_code, item.id)
             if outcome is None:
                 continue
             if outcome.ordered:

@@ -121,7 +121,7 @@ def populate(db: sessionmaker[Session]) -> World:
 # held. B, C and D have one each. The traps: s2b is a southern service (D is northern),
 # s3a a WAP one (C's modem does not browse), s1c's `decline` runs on B (so B may not take
 # its `monthly`) and a probe of (s1c, monthly) was cut on C after ordering on an earlier
-# night; P0 has a probe running (A's first) while the others are stolen.
+# night; A's first probe is held while the others are stolen.
 LANES = {
     "A": [("s0a", "decline"), ("s1a", "decline"), ("s2a", "decline"), ("s1b", "decline"),
           ("s2b", "decline"), ("s3a", "wap"), ("s1c", "monthly"), ("s2c", "decline"),
@@ -200,10 +200,16 @@ def test_idle_lanes_take_the_busy_lanes_last_items(session_factory: sessionmaker
     night = open_night(db, "s", "tonight", (start, start + timedelta(hours=1)),
                        lambda: plan_of(world))  # fmt: skip
     stored = items_of(db, night.id)
-    by_key = {(i.service_id, i.flow): i for i in stored}
-    held_id = by_key[(world.services["s0a"][0], "decline")].id
     gate = threading.Event()
-    dispatcher = Scripted({held_id: gate})
+    dispatcher = Scripted()
+
+    def hold_a_first(job: ProbeJob) -> None:
+        """A's first probe is held, whichever of its items the board starts first."""
+        if job.sim_id == world.sims["A"] and not dispatcher.held.is_set():
+            dispatcher.held.set()
+            assert gate.wait(DEADLINE_S), "gate never opened"
+
+    dispatcher.before = hold_a_first
     for lane in "BCD":  # their own probes end once A's first is held: A starts before them
         for item in stored:
             if item.sim_id == world.sims[lane]:
@@ -233,7 +239,7 @@ def test_idle_lanes_take_the_busy_lanes_last_items(session_factory: sessionmaker
     moved = [i for i in items if i.reason.endswith(MOVED)]
     assert {i.reason for i in moved} == {"due" + MOVED}
     assert len(moved) == executor.moved and all(sim_name[i.sim_id] != "A" for i in moved)
-    assert [name_of[i.service_id] for i in items if sim_name[i.sim_id] == "A"] == ["s0a"]
+    assert len([i for i in items if sim_name[i.sim_id] == "A"]) == 1, "A ran only its first"
     # a moved item is numbered after every planned one (a resumed night runs it last)
     assert min(i.seq for i in moved) > max(i.seq for i in stored)
 
@@ -262,8 +268,8 @@ def test_idle_lanes_take_the_busy_lanes_last_items(session_factory: sessionmaker
 def test_a_victim_that_reaches_a_stolen_item_goes_on(
     session_factory: sessionmaker[Session],
 ) -> None:
-    """Another process's executor took A's second item (claimed and moved) while A ran its
-    first: A finds it claimed, leaves it to its thief and runs its third."""
+    """Another process's executor took one of A's items (claimed and moved) while A ran its
+    first: A finds it claimed, leaves it to its thief and runs the rest."""
     db = session_factory
     world = populate(db)
     start = utcnow()
@@ -271,16 +277,18 @@ def test_a_victim_that_reaches_a_stolen_item_goes_on(
                        lambda: plan_of(world))  # fmt: skip
     lane_a = [i for i in items_of(db, night.id) if i.sim_id == world.sims["A"]]
     lane_a.sort(key=lambda i: i.seq)
-    second = lane_a[1]
     dispatcher = Scripted()
+    stolen: list[PlanItemRow] = []
 
     def elsewhere(job: ProbeJob) -> None:
-        if job.item_id == lane_a[0].id:  # A's first probe: the other process steals
-            assert claim_moved(db, second.id, world.sims["B"], 1000, "due" + MOVED)
+        if job.sim_id == world.sims["A"] and not stolen:  # A's first probe: another steals
+            stolen.append(next(i for i in lane_a[1:] if i.id != job.item_id))
+            assert claim_moved(db, stolen[0].id, world.sims["B"], 1000, "due" + MOVED)
 
     dispatcher.before = elsewhere
     # no fleet view: this executor does not steal, it only meets a stolen item
     counts = NightExecutor(db, dispatcher, per_sp_concurrency=2).run(night.id)
+    second = stolen[0]
     assert dispatcher.runs[second.id] == 0
     assert all(dispatcher.runs[i.id] == 1 for i in lane_a if i.id != second.id)
     assert counts == {"done": 12, "running": 1}  # the stolen one is its thief's to finish
@@ -410,3 +418,61 @@ def test_a_keep_probe_stays_last_on_its_own_sim() -> None:
     keeper.last_sp = "Y"
     assert board.pick(keeper, now, end) in (WAIT, NOTHING_LEFT), "nothing after a keep"
     assert [i.service_id for i in busy.pending] == [3, 4]
+
+
+def test_a_lane_runs_first_the_item_whose_sp_has_the_most_left() -> None:
+    """An SP's probes run per_sp_concurrency at a time: the one with the most items left
+    in the night is its critical path, so it goes first among what the lane may start."""
+    own = Lane(1, [item(1, "X"), item(2, "Y"), item(3, "Z")], last_sp="W")
+    other = Lane(2, [item(4, "Y"), item(5, "Y"), item(6, "X")], last_sp="W")
+    board = Board({1: own, 2: other}, 2, None)
+    now = utcnow()
+    picked = board.pick(own, now, now + timedelta(hours=1))
+    assert isinstance(picked, PlanItemRow) and picked.sp_code == "Y"  # Y: 3 left, X: 2
+    assert board.sp_left == {"X": 2, "Y": 2, "Z": 1}
+
+
+def test_a_probe_running_far_past_its_flows_mean_marks_its_service_slow() -> None:
+    """An SP that does not answer makes every probe of it wait its windows in full: once
+    one of its probes has run 1.5 times its flow's mean tonight, its service is slow."""
+    own = Lane(1, [item(1, "X")], last_sp="W")
+    board = Board({1: own}, 2, None)
+    for _ in range(5):
+        board.took_s("decline", 2.0)  # tonight a decline probe takes 2 s
+    fresh, long = item(7, "S"), item(8, "T")
+    board.started[fresh.id] = (fresh, time.monotonic() - 2.0)
+    board.started[long.id] = (long, time.monotonic() - 10.0)
+    board.running.update({"S": 1, "T": 1})
+    now = utcnow()
+    board.pick(own, now, now + timedelta(hours=1))
+    assert board.slow == {8}
+    board.release("T", long.id)
+    assert long.id not in board.started
+
+
+def test_a_slow_services_items_go_first_and_are_stolen_from_anywhere() -> None:
+    facts = Facts(sims={n: SimInfo(n, f"1390013000{n}") for n in (1, 2, 3)},
+                  services={n: (None, "sms") for n in range(1, 12)}, cut=frozenset())  # fmt: skip
+    own = Lane(1, [item(1, "X"), item(2, "Y"), item(9, "S")], last_sp="W")
+    busy = Lane(2, [item(4, "U"), item(10, "T"), item(5, "V"), item(6, "U")], last_sp="W")
+    thief = lane(3, "W", set())
+    board = Board({1: own, 2: busy, 3: thief}, 2, facts)
+    board.slow.update({9, 10})
+    now = utcnow()
+    stolen = board.pick(thief, now, now + timedelta(hours=1))
+    assert isinstance(stolen, PlanItemRow) and stolen.service_id == 10, "not only the last"
+    assert [i.service_id for i in busy.pending] == [4, 5, 6]
+    picked = board.pick(own, now, now + timedelta(hours=1))
+    assert isinstance(picked, PlanItemRow) and picked.service_id == 9, "the slow one first"
+
+
+def test_a_lane_near_its_end_starts_its_longest_items_first() -> None:
+    """Once a lane has less work left than an item may take (the plan's upper bound), the
+    longest goes first: the night must not end on one started last."""
+    own = Lane(1, [item(1, "X", "decline", 9.0), item(2, "Y", "monthly", 20.0)], last_sp="W")
+    board = Board({1: own}, 2, None)
+    board.took_s("decline", 4.0)
+    board.took_s("monthly", 4.0)  # 8 s left: both may run longer than the rest of the lane
+    now = utcnow()
+    picked = board.pick(own, now, now + timedelta(hours=1))
+    assert isinstance(picked, PlanItemRow) and picked.flow == "monthly"
