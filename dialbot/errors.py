@@ -6,9 +6,25 @@ configuration and input errors name the file, the line or key, and the reason.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DialbotError(Exception):
-    """Base of every error dialbot raises on purpose."""
+    """Base of every error dialbot raises on purpose.
+
+    Picklable whatever a subclass's constructor takes (rebuilt from its message and
+    attributes, not by calling it again): an error raised in a fleet process reaches
+    the command's process as itself (dialbot.flows.parts)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[DialbotError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InputError(DialbotError):

@@ -9,6 +9,7 @@ probing behind the operator's back, and the next run recovers the night.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -208,3 +209,18 @@ def test_a_fleet_process_that_dies_takes_only_its_sims_out_of_the_night(tmp_path
         assert rig.subscribed() == {}
         assert sims_with_pending(rig.db) == []
         assert verify_chain(rig.db).ok
+
+
+def test_an_error_raised_in_a_fleet_process_reaches_the_command_as_itself() -> None:
+    """Errors cross the process boundary pickled: each comes back as its own type, with
+    its message and attributes, whatever its constructor takes."""
+    from dialbot.db.models import IllegalTransition
+    from dialbot.db.outage import DatabaseUnavailable
+    from dialbot.errors import CmsError
+
+    for error in [ConfigError("hardware/a.toml", "modem[2].port", "already used"),
+                  IllegalTransition(7, "done", "running"), DatabaseUnavailable("gone 300 s"),
+                  CmsError(500, trace=["AT+CMGS=20", "+CMS ERROR: 500"])]:  # fmt: skip
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error)
+        assert vars(back) == vars(error)
