@@ -192,11 +192,12 @@ class Board:
     it on this SIM (see the module docstring). Among its own items the lane
     takes first (:meth:`_rank`) a service seen slow tonight (a probe of it ran
     1.5 times its flow's mean: the SP does not answer), then, near the lane's
-    end, the longest, then the item whose SP has the most items left in the
-    night; a slow service's item is also stolen from anywhere in its lane. On
-    the mixed bench night (bench/night_bench.py) the night had ended on one such
-    probe started in its last minutes, 1.22 times its unavoidable waits; 1.12
-    with this order.
+    end, the longest, then a service not yet probed tonight (so a slow SP is
+    found early), then the item whose SP has the most items left in the night;
+    a slow service's item is also stolen from anywhere in its lane. On the
+    mixed bench night (bench/night_bench.py) the night had ended on one such
+    probe started in its last minutes, 1.18-1.23 times its unavoidable waits;
+    1.13 with this order.
     """
 
     def __init__(self, lanes: Mapping[int, Lane], limit: int | None, facts: Facts | None) -> None:
@@ -214,6 +215,7 @@ class Board:
         )
         self.started: dict[int, tuple[PlanItemRow, float]] = {}  # running: item, its start
         self.slow: set[int] = set()  # services whose probe ran far past its flow's mean
+        self.begun: set[int] = set()  # services with a probe taken tonight
         self.estimate: dict[str, float] = {}  # per flow: the plan's estimate
         for lane in lanes.values():
             for item in lane.pending:
@@ -258,12 +260,14 @@ class Board:
             if index is not None:
                 item = lane.take(index)
                 self.sp_left[item.sp_code] -= 1
+                self.begun.add(item.service_id)
                 lane.kept = lane.kept or item.flow in KEEP_FLOWS
                 self._count(item)
                 self.started[item.id] = (item, time.monotonic())
                 return item
             stolen = self._steal(lane, now, window_end)
             if stolen is not None:
+                self.begun.add(stolen.service_id)
                 self.started[stolen.id] = (stolen, time.monotonic())
                 return stolen
             others = self.facts is not None and any(
@@ -311,14 +315,16 @@ class Board:
                 best = index
         return best
 
-    def _rank(self, item: PlanItemRow, left_s: float) -> tuple[bool, bool, float, int]:
+    def _rank(self, item: PlanItemRow, left_s: float) -> tuple[bool, bool, float, bool, int]:
         """Which of a lane's items goes first: a slow service's (see :meth:`_learn_slow`);
         then, once the lane has less work left than an item may take (its upper bound),
-        the longest; then the one whose SP has the most items left (an SP's probes run
-        only per_sp_concurrency at a time: one with many left bounds the night's end)."""
+        the longest; then one of a service not yet probed tonight (its first probe tells
+        whether its SP answers); then the one whose SP has the most items left (an SP's
+        probes run only per_sp_concurrency at a time: one with many left bounds the
+        night's end)."""
         late = item.est_duration_s >= left_s
         return (item.service_id in self.slow, late, item.est_duration_s if late else 0.0,
-                self.sp_left[item.sp_code])  # fmt: skip
+                item.service_id not in self.begun, self.sp_left[item.sp_code])  # fmt: skip
 
     def _room(self, sp: str) -> bool:
         return self.limit is None or self.running.get(sp, 0) < self.limit

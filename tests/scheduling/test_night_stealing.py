@@ -476,3 +476,15 @@ def test_a_lane_near_its_end_starts_its_longest_items_first() -> None:
     now = utcnow()
     picked = board.pick(own, now, now + timedelta(hours=1))
     assert isinstance(picked, PlanItemRow) and picked.flow == "monthly"
+
+
+def test_a_service_not_yet_probed_tonight_goes_before_one_already_begun() -> None:
+    """A service's first probe runs early, so that an SP that does not answer is known
+    (and its other probes pulled forward) before the night's last minutes."""
+    own = Lane(1, [item(1, "X"), item(2, "Y")], last_sp="W")
+    board = Board({1: own}, 2, None)
+    board.begun.add(1)  # another SIM probed service 1 tonight already
+    now = utcnow()
+    picked = board.pick(own, now, now + timedelta(hours=1))
+    assert isinstance(picked, PlanItemRow) and picked.service_id == 2
+    assert board.begun == {1, 2}
